@@ -1,0 +1,349 @@
+// The run loop, fiber switching, process lifecycle and the host API.
+#include "kernel/node.hpp"
+
+#include <algorithm>
+#include <cassert>
+#include <cstdlib>
+
+#include "kernel/sys.hpp"
+
+namespace persim::kernel {
+
+namespace ctx = boost::context;
+
+Node::Node(NodeConfig config)
+    : config_(config),
+      rng_(config.seed),
+      trace_hash_(config.seed),
+      stacks_(config.stack_bytes, config.guarded_stacks_max),
+      table_(1, nullptr),
+      generations_(1, 0) {}
+
+Node::~Node() {
+  assert(current_ == nullptr && "a node cannot be destroyed from inside one of its processes");
+  for (std::size_t i = 1; i < table_.size(); ++i) {
+    Process* p = table_[i];
+    if (p != nullptr && p->state != ProcessState::dead) kill_suspended(*p);
+  }
+  reap();
+  timers_.clear();
+  events_.clear();
+  assert(processes_.live() == 0 && caps_.live() == 0);
+}
+
+// ---------------------------------------------------------------- scheduling
+
+void Node::switch_to(Context& from, Context& to) {
+  ++switches_;
+  switch_from_ = &from;
+  ctx::fiber resumer = std::move(to.fiber).resume();
+  // Back on `from`'s stack. Whoever switched here named their context in
+  // switch_from_ (null if they terminated) and `resumer` is their continuation.
+  if (switch_from_ != nullptr) switch_from_->fiber = std::move(resumer);
+}
+
+void Node::switch_to_process(Context& from, Process& to) {
+  assert(to.context.fiber && "switching to a process that is not suspended");
+  current_ = &to;
+  to.state = ProcessState::running;
+  switch_to(from, to.context);
+}
+
+bool Node::may_hand_off() const {
+  return handoff_budget_ > 0 && now_ns_ < next_deadline() && now_ns_ <= run_until_ns_ && !stop_requested_;
+}
+
+void Node::block(Process& self, Process* direct) {
+  assert(current_ == &self);
+  if (may_hand_off()) {
+    Process* next = direct != nullptr ? direct : ready_.pop_front();
+    if (next == &self) {  // yield with nobody else ready
+      self.state = ProcessState::running;
+      return;
+    }
+    if (next != nullptr) {
+      --handoff_budget_;
+      switch_to_process(self.context, *next);
+      return;
+    }
+  } else if (direct != nullptr) {
+    make_ready(*direct, direct->wake_error, direct->wake_value);
+  }
+  current_ = nullptr;
+  switch_to(self.context, scheduler_);
+}
+
+void Node::detach(Process& p) {
+  if (p.queue != nullptr) p.queue->remove(&p);
+  if (p.awaited_reply != nullptr) {
+    p.awaited_reply->caller = nullptr;
+    p.awaited_reply = nullptr;
+  }
+  p.timer_seq = 0;
+  p.blocked_on = nullptr;
+  p.waiting_on = nullptr;
+  p.send_message = nullptr;
+  p.receive_message = nullptr;
+  p.receive_result = nullptr;
+}
+
+void Node::make_ready(Process& p, Error e, std::uint64_t value) {
+  assert(p.state != ProcessState::dead && p.state != ProcessState::running && p.state != ProcessState::embryo);
+  detach(p);
+  p.wake_error = e;
+  p.wake_value = value;
+  p.state = ProcessState::ready;
+  ready_.push_back(&p);
+}
+
+// ---------------------------------------------------------------- lifecycle
+
+ctx::fiber Node::start_fiber(Process& p, Entry entry) {
+  return ctx::fiber(std::allocator_arg, PooledStackAllocator(stacks_),
+                    [this, &p, entry = std::move(entry)](ctx::fiber&& resumer) mutable -> ctx::fiber {
+                      switch_from_->fiber = std::move(resumer);
+                      ExitReason reason = ExitReason::returned;
+                      {
+                        Sys sys(*this, p);
+                        try {
+                          entry(sys);
+                        } catch (const ctx::detail::forced_unwind&) {
+                          throw;  // a kill unwinding this stack: let Boost.Context finish it
+                        } catch (...) {
+                          reason = ExitReason::crashed;
+                        }
+                      }
+                      on_exit(p, reason);
+                      current_ = nullptr;
+                      switch_from_ = nullptr;  // this fiber ends: nothing to store
+                      return std::move(scheduler_.fiber);
+                    });
+}
+
+void Node::on_exit(Process& p, ExitReason reason) {
+  assert(p.state != ProcessState::dead);
+  const bool was_embryo = p.state == ProcessState::embryo;
+  detach(p);
+  p.state = ProcessState::dead;
+  p.exit_reason = reason;
+  trace(reason == ExitReason::killed ? Op::death : reason == ExitReason::crashed ? Op::crash : Op::exit, &p);
+  release_all_caps(p);
+  if (was_embryo) p.reaped = true;  // never had a fiber
+  reap_.push_back(&p);
+}
+
+void Node::kill_suspended(Process& p) {
+  assert(&p != current_);
+  on_exit(p, ExitReason::killed);
+  reap();
+}
+
+void Node::kill_running(Process& p) {
+  assert(&p == current_);
+  on_exit(p, ExitReason::killed);
+  current_ = nullptr;
+  // The run loop reaps us: destroying our fiber unwinds this stack from here.
+  switch_to(p.context, scheduler_);
+  std::abort();  // unreachable: a dead process is never resumed
+}
+
+void Node::reap() {
+  while (!reap_.empty()) {
+    Process* p = reap_.back();
+    reap_.pop_back();
+    if (p->context.fiber) {
+      ctx::fiber doomed = std::move(p->context.fiber);
+    }  // ~fiber unwinds the dead process's stack and returns its stack to the pool
+    p->reaped = true;
+    maybe_free(*p);
+  }
+}
+
+void Node::maybe_free(Process& p) {
+  if (p.state != ProcessState::dead || !p.reaped || p.cap_refs != 0 || &p == current_) return;
+  const std::uint32_t index = p.id.index;
+  table_[index] = nullptr;
+  ++generations_[index];
+  free_indices_.push_back(index);
+  processes_.destroy(&p);
+}
+
+// ---------------------------------------------------------------- run loop
+
+void Node::add_timer(std::uint64_t deadline_ns, ProcessId sleeper, std::function<void(Node&)> event) {
+  const std::uint64_t seq = ++timer_seq_;
+  if (event) events_.emplace(seq, std::move(event));
+  if (!sleeper.is_null()) table_[sleeper.index]->timer_seq = seq;
+  timers_.push_back({deadline_ns, seq, sleeper});
+  std::push_heap(timers_.begin(), timers_.end(), TimerLater{});
+}
+
+void Node::at(std::uint64_t time_ns, std::function<void(Node&)> event) {
+  assert(event);
+  add_timer(time_ns, ProcessId{}, std::move(event));
+}
+
+void Node::fire_due(std::uint64_t until_ns) {
+  while (!timers_.empty() && timers_.front().deadline_ns <= std::min(now_ns_, until_ns)) {
+    std::pop_heap(timers_.begin(), timers_.end(), TimerLater{});
+    const Timer t = timers_.back();
+    timers_.pop_back();
+    if (t.sleeper.is_null()) {
+      auto it = events_.find(t.seq);
+      assert(it != events_.end());
+      std::function<void(Node&)> event = std::move(it->second);
+      events_.erase(it);
+      trace(Op::timer, nullptr, Error{}, t.seq);
+      event(*this);
+      continue;
+    }
+    Process* p = find(t.sleeper);
+    if (p != nullptr && p->state == ProcessState::sleeping && p->timer_seq == t.seq) make_ready(*p);
+  }
+}
+
+RunOutcome Node::run(RunLimits limits) {
+  assert(!in_run_ && current_ == nullptr && "run() is not reentrant");
+  in_run_ = true;
+  stop_requested_ = false;
+  run_until_ns_ = limits.until_ns;
+  RunOutcome outcome;
+  for (;;) {
+    if (stop_requested_) {
+      outcome = RunOutcome::stopped;
+      break;
+    }
+    fire_due(limits.until_ns);
+    if (now_ns_ > limits.until_ns) {
+      outcome = RunOutcome::time_limit;
+      break;
+    }
+    if (Process* p = ready_.pop_front()) {
+      handoff_budget_ = handoff_budget_max;
+      switch_to_process(scheduler_, *p);
+      current_ = nullptr;
+      reap();
+      continue;
+    }
+    // Real I/O (terminal, links) enters through Asio handlers; none in simulations.
+    io_.restart();
+    if (io_.poll() > 0) continue;
+    if (timers_.empty()) {
+      outcome = RunOutcome::quiescent;
+      break;
+    }
+    if (next_deadline() > limits.until_ns) {
+      now_ns_ = std::max(now_ns_, limits.until_ns);
+      outcome = RunOutcome::time_limit;
+      break;
+    }
+    now_ns_ = std::max(now_ns_, next_deadline());
+  }
+  in_run_ = false;
+  return outcome;
+}
+
+// ---------------------------------------------------------------- host API
+
+Process* Node::find(ProcessId pid) const {
+  if (pid.index == 0 || pid.index >= table_.size() || generations_[pid.index] != pid.generation) return nullptr;
+  return table_[pid.index];
+}
+
+Process* Node::find_live(ProcessId pid) const {
+  Process* p = find(pid);
+  return p != nullptr && p->state != ProcessState::dead ? p : nullptr;
+}
+
+Result<ProcessId> Node::create_process(std::string name) {
+  std::uint32_t index;
+  if (!free_indices_.empty()) {
+    index = free_indices_.back();
+    free_indices_.pop_back();
+  } else if (table_.size() < processes_max) {
+    index = static_cast<std::uint32_t>(table_.size());
+    table_.push_back(nullptr);
+    generations_.push_back(0);
+  } else {
+    return Error::process_limit;
+  }
+  const ProcessId pid{index, generations_[index]};
+  Rng stream = rng_.split(++processes_created_);
+  const auto salt = static_cast<std::uint32_t>(stream.next());
+  Process* p = processes_.create(*this, pid, std::move(name), salt, stream);
+  table_[index] = p;
+  trace(Op::spawn, p);
+  return pid;
+}
+
+Status Node::start(ProcessId pid, Entry entry) {
+  Process* p = find_live(pid);
+  if (p == nullptr) return Error::bad_handle;
+  if (p->state != ProcessState::embryo) return Error::invalid_argument;
+  p->context.fiber = start_fiber(*p, std::move(entry));
+  p->state = ProcessState::ready;
+  ready_.push_back(p);
+  trace(Op::start, p);
+  return {};
+}
+
+Result<ProcessId> Node::spawn(std::string name, Entry entry) {
+  Result<ProcessId> pid = create_process(std::move(name));
+  if (!pid) return pid;
+  const Status started = start(pid.value(), std::move(entry));
+  assert(started.ok());
+  (void)started;
+  return pid;
+}
+
+Status Node::kill(ProcessId pid) {
+  assert(current_ == nullptr && "host API called from inside a process");
+  Process* p = find(pid);
+  if (p == nullptr) return Error::bad_handle;
+  if (p->state == ProcessState::dead) return Error::object_dead;
+  kill_suspended(*p);
+  return {};
+}
+
+Status Node::kill_at_call(ProcessId pid, std::uint64_t n) {
+  Process* p = find_live(pid);
+  if (p == nullptr) return Error::bad_handle;
+  p->kill_at_call = n;
+  return {};
+}
+
+bool Node::alive(ProcessId pid) const { return find_live(pid) != nullptr; }
+
+std::optional<ProcessState> Node::state(ProcessId pid) const {
+  const Process* p = find(pid);
+  return p != nullptr ? std::optional(p->state) : std::nullopt;
+}
+
+std::optional<ExitReason> Node::exit_reason(ProcessId pid) const {
+  const Process* p = find(pid);
+  return p != nullptr ? std::optional(p->exit_reason) : std::nullopt;
+}
+
+std::uint64_t Node::kernel_calls(ProcessId pid) const {
+  const Process* p = find(pid);
+  return p != nullptr ? p->kernel_calls : 0;
+}
+
+NodeStats Node::stats() const {
+  NodeStats s;
+  s.processes = processes_.live();
+  for (std::size_t i = 1; i < table_.size(); ++i)
+    if (table_[i] != nullptr && table_[i]->state != ProcessState::dead) ++s.live_processes;
+  s.capabilities = caps_.live();
+  s.endpoints = endpoints_.live();
+  s.notifications = notifications_.live();
+  s.replies = replies_.live();
+  s.stacks_in_use = stacks_.in_use();
+  s.ready = ready_.size();
+  s.timers = timers_.size();
+  s.kernel_calls = kernel_calls_;
+  s.switches = switches_;
+  return s;
+}
+
+}  // namespace persim::kernel

@@ -1,0 +1,236 @@
+// A simulated machine: kernel objects, processes and the deterministic run loop
+// that owns virtual time. The public part is the host API (the trusted side: test
+// harness, scenario runner, supervisor bootstrap); processes use Sys.
+#pragma once
+
+#include <boost/asio/io_context.hpp>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "kernel/cspace.hpp"
+#include "kernel/handle.hpp"
+#include "kernel/limits.hpp"
+#include "kernel/objects.hpp"
+#include "kernel/pool.hpp"
+#include "kernel/process.hpp"
+#include "kernel/result.hpp"
+#include "kernel/rng.hpp"
+#include "kernel/stack_pool.hpp"
+#include "kernel/trace.hpp"
+
+namespace persim::kernel {
+
+struct NodeConfig {
+  std::uint64_t seed = 1;
+  std::size_t stack_bytes = stack_bytes_default;
+  std::size_t guarded_stacks_max = guarded_stacks_max_default;
+  // Virtual time each kernel call costs. Zero makes time advance only by sleeps.
+  std::uint64_t kernel_call_cost_ns = 100;
+  HandleValidation handle_validation = HandleValidation::full;
+};
+
+enum class RunOutcome : std::uint8_t {
+  quiescent,   // nothing ready and no timer pending: every process is blocked or gone
+  time_limit,  // the next event is past RunLimits::until_ns
+  stopped,     // Node::stop() was called
+};
+
+struct RunLimits {
+  std::uint64_t until_ns = UINT64_MAX;
+};
+
+struct NodeStats {
+  std::size_t processes = 0;  // process objects, live or dead-but-referenced
+  std::size_t live_processes = 0;
+  std::size_t capabilities = 0;
+  std::size_t endpoints = 0;
+  std::size_t notifications = 0;
+  std::size_t replies = 0;
+  std::size_t stacks_in_use = 0;
+  std::size_t ready = 0;
+  std::size_t timers = 0;
+  std::uint64_t kernel_calls = 0;
+  std::uint64_t switches = 0;
+};
+
+// What the host may learn about a capability (never its bits or the object).
+struct CapInfo {
+  ObjectType type;
+  Rights rights;
+  std::uint64_t badge;
+  bool operator==(const CapInfo&) const = default;
+};
+
+class Sys;
+
+class Node {
+ public:
+  explicit Node(NodeConfig config = {});
+  // Kills every remaining process (their stacks unwind).
+  ~Node();
+  Node(const Node&) = delete;
+  Node& operator=(const Node&) = delete;
+
+  // ---- Host API. Not for use from inside a process.
+
+  // A process that does not run yet; capabilities can be installed in it.
+  Result<ProcessId> create_process(std::string name);
+  // Starts an embryo: it becomes ready and runs `entry` on its own fiber.
+  // Errors: bad_handle (unknown id), invalid_argument (not an embryo).
+  Status start(ProcessId pid, Entry entry);
+  Result<ProcessId> spawn(std::string name, Entry entry);
+
+  // Create an object; the holder gets the original capability with all rights.
+  Result<Handle> create_endpoint(ProcessId holder);
+  Result<Handle> create_notification(ProcessId holder);
+  Result<Handle> create_process_cap(ProcessId holder, ProcessId target);
+  // Derive a child of `from`'s capability `h` into `to`, rights ANDed with
+  // `mask`, optionally badged (only if unbadged). Needs no right: the host is trusted.
+  Result<Handle> grant(ProcessId from, Handle h, ProcessId to, Rights mask, std::uint64_t badge = 0);
+
+  // Kill a process wherever it is suspended. Errors: bad_handle, object_dead.
+  Status kill(ProcessId pid);
+  // Fault hook: kill `pid` as it makes its n-th kernel call (1-based, counted
+  // from its start).
+  Status kill_at_call(ProcessId pid, std::uint64_t n);
+  // Run `event` on the run loop at virtual time `time_ns` (ordered by time, then
+  // by the order of registration).
+  void at(std::uint64_t time_ns, std::function<void(Node&)> event);
+
+  // Runs until quiescent, the time limit or stop(). May be called again.
+  RunOutcome run(RunLimits limits = {});
+  void stop() { stop_requested_ = true; }
+
+  // ---- Inspection.
+  std::uint64_t now_ns() const { return now_ns_; }
+  std::uint64_t trace_hash() const { return trace_hash_; }
+  const AuditLog& audit() const { return audit_; }
+  NodeStats stats() const;
+  const NodeConfig& config() const { return config_; }
+  bool alive(ProcessId pid) const;
+  std::optional<ProcessState> state(ProcessId pid) const;
+  std::optional<ExitReason> exit_reason(ProcessId pid) const;
+  std::uint64_t kernel_calls(ProcessId pid) const;
+  std::optional<CapInfo> inspect(ProcessId pid, Handle h) const;
+  std::vector<Handle> handles(ProcessId pid) const;
+  // Walks every table and queue; returns a description of each inconsistency.
+  std::vector<std::string> check_invariants() const;
+
+  void set_trace_sink(TraceSink* sink) { sink_ = sink; }
+  // The door to real I/O (terminal bridge, node links). The run loop polls it when
+  // no process is ready; simulations leave it empty.
+  boost::asio::io_context& io() { return io_; }
+
+ private:
+  friend class Sys;
+
+  struct Timer {
+    std::uint64_t deadline_ns;
+    std::uint64_t seq;
+    ProcessId sleeper;  // null for host events
+  };
+  struct TimerLater {
+    bool operator()(const Timer& a, const Timer& b) const {
+      return a.deadline_ns != b.deadline_ns ? a.deadline_ns > b.deadline_ns : a.seq > b.seq;
+    }
+  };
+
+  // Where the send side of an IPC stands after validation: the capabilities to
+  // transfer, looked up in the sender's space.
+  struct SendPlan {
+    std::uint64_t badge = 0;
+    CapNode* transfers[msg_caps_max] = {};
+  };
+
+  Process* find(ProcessId pid) const;
+  Process* find_live(ProcessId pid) const;
+
+  // ---- Capabilities (cdt.cpp)
+  Result<CapNode*> make_cap(Process& holder, ObjectHeader* object, Rights rights, std::uint64_t badge, CapNode* parent);
+  void destroy_cap(CapNode* cap, SlotEnd end);
+  void revoke_descendants(CapNode* cap);
+  void release_all_caps(Process& p);
+  void object_unreferenced(ObjectHeader* object);
+  Result<CapNode*> derive_cap(Process& holder, CapNode* from, Process& to, Rights mask, std::uint64_t badge);
+
+  // ---- IPC (ipc.cpp)
+  // Checks a message and looks up the capabilities it transfers (each needs
+  // grant). On a lookup error, `*failed` names the handle.
+  Result<SendPlan> validate_message(Process& sender, const Message& m, std::uint64_t badge, Handle* failed);
+  // Moves a validated call from `sender` to `receiver`; the receiver has room.
+  void deliver(const SendPlan& plan, Process& sender, Process& receiver);
+  // Copies transferred capabilities into `to` as children of the sender's.
+  void transfer_caps(const SendPlan& plan, const Message& from, Process& to, Message& into);
+  // Receive side: takes the first queued caller that still validates.
+  // Errors: would_block (none queued), cspace_full (no room for the first).
+  Error take_queued_sender(Endpoint& ep, Process& receiver);
+  // Reply side of reply/reply_receive: validates, copies, consumes the reply
+  // capability. On success `*caller` is the process to wake.
+  Error answer(Process& self, Handle reply, const Message& m, Process** caller, Handle* failed);
+  std::uint32_t slots_needed(const Message& m) const { return m.cap_count + 1; }
+
+  // ---- Scheduling (node.cpp)
+  void make_ready(Process& p, Error e = Error{}, std::uint64_t value = 0);
+  void detach(Process& p);
+  void block(Process& self, Process* direct);
+  bool may_hand_off() const;
+  void switch_to(Context& from, Context& to);
+  void switch_to_process(Context& from, Process& to);
+  boost::context::fiber start_fiber(Process& p, Entry entry);
+  void on_exit(Process& p, ExitReason reason);
+  void kill_suspended(Process& p);
+  [[noreturn]] void kill_running(Process& p);
+  void reap();
+  void maybe_free(Process& p);
+  void fire_due(std::uint64_t until_ns);
+  std::uint64_t next_deadline() const { return timers_.empty() ? UINT64_MAX : timers_.front().deadline_ns; }
+  void add_timer(std::uint64_t deadline_ns, ProcessId sleeper, std::function<void(Node&)> event);
+
+  // ---- Trace and audit
+  void trace(Op op, const Process* p, Error e = Error{}, std::uint64_t arg = 0, const Process* peer = nullptr);
+  void audit_failure(Op op, const Process& p, Error e, Handle h);
+
+  NodeConfig config_;
+  Rng rng_;
+  std::uint64_t now_ns_ = 0;
+  std::uint64_t trace_hash_;
+  TraceSink* sink_ = nullptr;
+  AuditLog audit_;
+
+  StackPool stacks_;
+  Pool<Process, 256> processes_;
+  Pool<CapNode> caps_;
+  Pool<Endpoint> endpoints_;
+  Pool<Notification> notifications_;
+  Pool<Reply> replies_;
+
+  // ProcessId index -> process (null when the index is free). Index 0 unused.
+  std::vector<Process*> table_;
+  std::vector<std::uint32_t> generations_;
+  std::vector<std::uint32_t> free_indices_;
+
+  ProcessQueue ready_;
+  std::vector<Timer> timers_;  // min-heap by (deadline, seq)
+  std::map<std::uint64_t, std::function<void(Node&)>> events_;  // host events by timer seq
+  std::uint64_t timer_seq_ = 0;
+  std::uint64_t processes_created_ = 0;  // names each process's random stream
+
+  Context scheduler_;
+  Context* switch_from_ = nullptr;  // set by whoever switches; read by whoever resumes
+  Process* current_ = nullptr;
+  std::vector<Process*> reap_;  // dead processes whose fiber or memory awaits the run loop
+  std::uint32_t handoff_budget_ = 0;
+  std::uint64_t run_until_ns_ = UINT64_MAX;
+  bool stop_requested_ = false;
+  bool in_run_ = false;
+  std::uint64_t kernel_calls_ = 0;
+  std::uint64_t switches_ = 0;
+
+  boost::asio::io_context io_;
+};
+
+}  // namespace persim::kernel

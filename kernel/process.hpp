@@ -1,0 +1,90 @@
+// The process kernel object: a fiber, a capability space and its IPC state.
+// Kernel-internal; programs see it only through Sys.
+#pragma once
+
+#include <boost/context/fiber.hpp>
+#include <cstdint>
+#include <functional>
+#include <string>
+
+#include "kernel/cspace.hpp"
+#include "kernel/message.hpp"
+#include "kernel/objects.hpp"
+#include "kernel/rng.hpp"
+
+namespace persim::kernel {
+
+class Sys;
+class Node;
+
+// Host-side name of a process: table index and generation. Never given to
+// processes (no call reveals an object's identity).
+struct ProcessId {
+  std::uint32_t index = 0;  // 0 is never a process
+  std::uint32_t generation = 0;
+  constexpr bool is_null() const { return index == 0; }
+  constexpr bool operator==(const ProcessId&) const = default;
+};
+
+enum class ProcessState : std::uint8_t {
+  embryo,         // created, not started: capabilities may be installed
+  ready,          // in the ready queue
+  running,
+  blocked_call,   // queued on an endpoint, waiting for a receiver
+  blocked_reply,  // delivered, waiting for the reply
+  blocked_receive,
+  blocked_wait,   // waiting on a notification
+  sleeping,
+  dead,
+};
+const char* to_string(ProcessState s) noexcept;
+
+// Why a process is gone.
+enum class ExitReason : std::uint8_t { none, returned, crashed, killed };
+
+using Entry = std::function<void(Sys&)>;
+
+// A suspended execution context: a process, or the run loop itself.
+struct Context {
+  boost::context::fiber fiber;
+};
+
+struct Process : ObjectHeader {
+  Process(Node& n, ProcessId i, std::string nm, std::uint32_t salt, Rng r)
+      : ObjectHeader(ObjectType::process), node(n), id(i), name(std::move(nm)), cspace(salt), rng(r) {}
+
+  Node& node;
+  ProcessId id;
+  std::string name;
+  ProcessState state = ProcessState::embryo;
+  ExitReason exit_reason = ExitReason::none;
+  bool reaped = false;  // dead and its fiber is gone: the memory may be freed
+  CapSpace cspace;
+  Context context;
+  Rng rng;
+  std::uint64_t kernel_calls = 0;
+  // Fault hook: the process is killed when it makes this kernel call (1-based).
+  std::uint64_t kill_at_call = UINT64_MAX;
+
+  // Queue links: the ready queue or one wait queue.
+  Process* queue_prev = nullptr;
+  Process* queue_next = nullptr;
+  ProcessQueue* queue = nullptr;
+
+  // IPC in progress. Pointers into this process's own (suspended) stack.
+  const Message* send_message = nullptr;  // blocked_call: the request
+  Message* reply_message = nullptr;       // blocked_call/blocked_reply: where the reply goes
+  Handle send_handle;                     // blocked_call: the endpoint capability used
+  Message* receive_message = nullptr;     // blocked_receive: where the request goes
+  Received* receive_result = nullptr;     // blocked_receive: badge and reply handle
+  Reply* awaited_reply = nullptr;         // blocked_reply: the reply object it waits on
+  Endpoint* blocked_on = nullptr;         // blocked_call/blocked_receive
+  Notification* waiting_on = nullptr;     // blocked_wait
+  std::uint64_t timer_seq = 0;            // sleeping: the timer that wakes it
+
+  // Set by whoever wakes it; read when it resumes.
+  Error wake_error{};
+  std::uint64_t wake_value = 0;
+};
+
+}  // namespace persim::kernel

@@ -1,0 +1,173 @@
+// Trace hashing, the audit log, the process queue and the names of things.
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
+#include "kernel/node.hpp"
+
+namespace persim::kernel {
+
+void Node::trace(Op op, const Process* p, Error e, std::uint64_t arg, const Process* peer) {
+  TraceEvent ev{};
+  ev.time_ns = now_ns_;
+  ev.process = p != nullptr ? p->id.index : 0;
+  ev.process_generation = p != nullptr ? p->id.generation : 0;
+  ev.op = op;
+  ev.error = static_cast<std::uint8_t>(e);
+  ev.peer = peer != nullptr ? peer->id.index : 0;
+  ev.arg = arg;
+  trace_hash_ = XXH3_64bits_withSeed(&ev, sizeof ev, trace_hash_);
+  if (sink_ != nullptr) sink_->on_event(ev);
+}
+
+void Node::audit_failure(Op op, const Process& p, Error e, Handle h) {
+  audit_.record({now_ns_, p.id.index, p.id.generation, op, e, h.raw()});
+}
+
+void AuditLog::record(const AuditRecord& r) {
+  ++counts_[static_cast<std::size_t>(r.error)];
+  ++total_;
+  if (ring_.size() < audit_records_max) {
+    ring_.push_back(r);
+  } else {
+    ring_[next_] = r;
+  }
+  next_ = (next_ + 1) % audit_records_max;
+}
+
+std::vector<AuditRecord> AuditLog::records() const {
+  if (ring_.size() < audit_records_max) return ring_;
+  std::vector<AuditRecord> out(ring_.begin() + static_cast<std::ptrdiff_t>(next_), ring_.end());
+  out.insert(out.end(), ring_.begin(), ring_.begin() + static_cast<std::ptrdiff_t>(next_));
+  return out;
+}
+
+// ---------------------------------------------------------------- ProcessQueue
+
+void ProcessQueue::push_back(Process* p) {
+  assert(p->queue == nullptr);
+  p->queue = this;
+  p->queue_prev = tail_;
+  p->queue_next = nullptr;
+  if (tail_ != nullptr) {
+    tail_->queue_next = p;
+  } else {
+    head_ = p;
+  }
+  tail_ = p;
+  ++size_;
+}
+
+Process* ProcessQueue::pop_front() {
+  Process* p = head_;
+  if (p != nullptr) remove(p);
+  return p;
+}
+
+void ProcessQueue::remove(Process* p) {
+  assert(p->queue == this);
+  if (p->queue_prev != nullptr) {
+    p->queue_prev->queue_next = p->queue_next;
+  } else {
+    head_ = p->queue_next;
+  }
+  if (p->queue_next != nullptr) {
+    p->queue_next->queue_prev = p->queue_prev;
+  } else {
+    tail_ = p->queue_prev;
+  }
+  p->queue = nullptr;
+  p->queue_prev = p->queue_next = nullptr;
+  --size_;
+}
+
+bool ProcessQueue::contains(const Process* p) const { return p->queue == this; }
+
+// ---------------------------------------------------------------- names
+
+std::string_view to_string(Error e) noexcept {
+  switch (e) {
+    case Error::bad_handle: return "bad_handle";
+    case Error::severed: return "severed";
+    case Error::wrong_type: return "wrong_type";
+    case Error::insufficient_rights: return "insufficient_rights";
+    case Error::invalid_argument: return "invalid_argument";
+    case Error::message_too_large: return "message_too_large";
+    case Error::too_many_caps: return "too_many_caps";
+    case Error::cspace_full: return "cspace_full";
+    case Error::peer_died: return "peer_died";
+    case Error::object_destroyed: return "object_destroyed";
+    case Error::killed: return "killed";
+    case Error::would_block: return "would_block";
+    case Error::process_limit: return "process_limit";
+    case Error::object_dead: return "object_dead";
+  }
+  return "unknown_error";
+}
+
+const char* to_string(ObjectType t) noexcept {
+  switch (t) {
+    case ObjectType::endpoint: return "endpoint";
+    case ObjectType::notification: return "notification";
+    case ObjectType::reply: return "reply";
+    case ObjectType::process: return "process";
+  }
+  return "unknown_type";
+}
+
+const char* to_string(ProcessState s) noexcept {
+  switch (s) {
+    case ProcessState::embryo: return "embryo";
+    case ProcessState::ready: return "ready";
+    case ProcessState::running: return "running";
+    case ProcessState::blocked_call: return "blocked_call";
+    case ProcessState::blocked_reply: return "blocked_reply";
+    case ProcessState::blocked_receive: return "blocked_receive";
+    case ProcessState::blocked_wait: return "blocked_wait";
+    case ProcessState::sleeping: return "sleeping";
+    case ProcessState::dead: return "dead";
+  }
+  return "unknown_state";
+}
+
+std::string_view to_string(Op op) noexcept {
+  switch (op) {
+    case Op::endpoint_create: return "endpoint_create";
+    case Op::notification_create: return "notification_create";
+    case Op::derive: return "derive";
+    case Op::delete_cap: return "delete";
+    case Op::revoke: return "revoke";
+    case Op::call: return "call";
+    case Op::receive: return "receive";
+    case Op::reply: return "reply";
+    case Op::reply_receive: return "reply_receive";
+    case Op::signal: return "signal";
+    case Op::wait: return "wait";
+    case Op::poll: return "poll";
+    case Op::kill: return "kill";
+    case Op::sleep: return "sleep";
+    case Op::yield: return "yield";
+    case Op::spawn: return "spawn";
+    case Op::start: return "start";
+    case Op::exit: return "exit";
+    case Op::crash: return "crash";
+    case Op::death: return "death";
+    case Op::wake: return "wake";
+    case Op::deliver: return "deliver";
+    case Op::timer: return "timer";
+    case Op::grant: return "grant";
+  }
+  return "unknown_op";
+}
+
+std::string Rights::to_string() const {
+  static constexpr const char* names[count] = {"send", "receive", "grant", "derive", "revoke", "control"};
+  std::string out;
+  for (int i = 0; i < count; ++i) {
+    if ((bits_ & (1u << i)) == 0) continue;
+    if (!out.empty()) out += '|';
+    out += names[i];
+  }
+  return out.empty() ? "none" : out;
+}
+
+}  // namespace persim::kernel
