@@ -5,6 +5,7 @@
 #include <cassert>
 #include <cstdlib>
 
+#include "kernel/sanitizer.hpp"
 #include "kernel/sys.hpp"
 
 namespace persim::kernel {
@@ -21,6 +22,7 @@ Node::Node(NodeConfig config)
 
 Node::~Node() {
   assert(current_ == nullptr && "a node cannot be destroyed from inside one of its processes");
+  sink_ = nullptr;  // the sink may already be gone; shutdown kills are not events of the run
   for (std::size_t i = 1; i < table_.size(); ++i) {
     Process* p = table_[i];
     if (p != nullptr && p->state != ProcessState::dead) kill_suspended(*p);
@@ -36,10 +38,18 @@ Node::~Node() {
 void Node::switch_to(Context& from, Context& to) {
   ++switches_;
   switch_from_ = &from;
+  void* fake_stack = nullptr;
+  sanitizer::start_switch(&fake_stack, to.stack.bottom, to.stack.size);
   ctx::fiber resumer = std::move(to.fiber).resume();
   // Back on `from`'s stack. Whoever switched here named their context in
   // switch_from_ (null if they terminated) and `resumer` is their continuation.
-  if (switch_from_ != nullptr) switch_from_->fiber = std::move(resumer);
+  PooledStackAllocator::Bounds came_from;
+  sanitizer::finish_switch(fake_stack, &came_from.bottom, &came_from.size);
+  if (switch_from_ != nullptr) {
+    switch_from_->fiber = std::move(resumer);
+    if (switch_from_ == &scheduler_) scheduler_.stack = came_from;  // learnt, not known in advance
+  }
+  if (from.unwind) throw Unwind{switch_from_};  // we are dead: the reaper wants our stack unwound
 }
 
 void Node::switch_to_process(Context& from, Process& to) {
@@ -99,25 +109,34 @@ void Node::make_ready(Process& p, Error e, std::uint64_t value) {
 // ---------------------------------------------------------------- lifecycle
 
 ctx::fiber Node::start_fiber(Process& p, Entry entry) {
-  return ctx::fiber(std::allocator_arg, PooledStackAllocator(stacks_),
-                    [this, &p, entry = std::move(entry)](ctx::fiber&& resumer) mutable -> ctx::fiber {
-                      switch_from_->fiber = std::move(resumer);
-                      ExitReason reason = ExitReason::returned;
-                      {
-                        Sys sys(*this, p);
-                        try {
-                          entry(sys);
-                        } catch (const ctx::detail::forced_unwind&) {
-                          throw;  // a kill unwinding this stack: let Boost.Context finish it
-                        } catch (...) {
-                          reason = ExitReason::crashed;
-                        }
-                      }
-                      on_exit(p, reason);
-                      current_ = nullptr;
-                      switch_from_ = nullptr;  // this fiber ends: nothing to store
-                      return std::move(scheduler_.fiber);
-                    });
+  auto body = [this, &p, entry = std::move(entry)](ctx::fiber&& resumer) mutable -> ctx::fiber {
+    PooledStackAllocator::Bounds came_from;
+    sanitizer::finish_switch(nullptr, &came_from.bottom, &came_from.size);
+    Context* return_to = switch_from_;  // used if we were killed before running
+    switch_from_->fiber = std::move(resumer);
+    if (return_to == &scheduler_) scheduler_.stack = came_from;
+    ExitReason reason = ExitReason::returned;
+    if (!p.context.unwind) {
+      Sys sys(*this, p);
+      try {
+        entry(sys);
+        return_to = &scheduler_;
+      } catch (const Unwind& u) {
+        return_to = u.reaper;  // killed: our stack is unwound, go back to whoever reaps us
+      } catch (...) {
+        reason = ExitReason::crashed;
+        return_to = &scheduler_;
+      }
+    }
+    if (p.state != ProcessState::dead) {
+      on_exit(p, reason);
+      current_ = nullptr;
+    }
+    switch_from_ = nullptr;  // this fiber ends: nothing to store
+    sanitizer::start_switch(nullptr, return_to->stack.bottom, return_to->stack.size);
+    return std::move(return_to->fiber);
+  };
+  return ctx::fiber(std::allocator_arg, PooledStackAllocator(stacks_, &p.context.stack), std::move(body));
 }
 
 void Node::on_exit(Process& p, ExitReason reason) {
@@ -126,6 +145,7 @@ void Node::on_exit(Process& p, ExitReason reason) {
   detach(p);
   p.state = ProcessState::dead;
   p.exit_reason = reason;
+  p.context.unwind = true;
   trace(reason == ExitReason::killed ? Op::death : reason == ExitReason::crashed ? Op::crash : Op::exit, &p);
   release_all_caps(p);
   if (was_embryo) p.reaped = true;  // never had a fiber
@@ -142,18 +162,22 @@ void Node::kill_running(Process& p) {
   assert(&p == current_);
   on_exit(p, ExitReason::killed);
   current_ = nullptr;
-  // The run loop reaps us: destroying our fiber unwinds this stack from here.
+  // The run loop reaps us: it resumes this fiber, and switch_to throws Unwind
+  // from here up to the entry trampoline.
   switch_to(p.context, scheduler_);
-  std::abort();  // unreachable: a dead process is never resumed
+  std::abort();  // unreachable
 }
 
 void Node::reap() {
+  // The reaper is whoever runs now: a process (killing another) or the run loop.
+  Context& reaper = current_ != nullptr ? current_->context : scheduler_;
   while (!reap_.empty()) {
     Process* p = reap_.back();
     reap_.pop_back();
-    if (p->context.fiber) {
-      ctx::fiber doomed = std::move(p->context.fiber);
-    }  // ~fiber unwinds the dead process's stack and returns its stack to the pool
+    // Resume it once so its stack unwinds (destructors run) and its fiber ends,
+    // returning the stack to the pool. It comes back here when done.
+    if (p->context.fiber) switch_to(reaper, p->context);
+    assert(!p->context.fiber);
     p->reaped = true;
     maybe_free(*p);
   }

@@ -120,6 +120,7 @@ class Node {
   // Walks every table and queue; returns a description of each inconsistency.
   std::vector<std::string> check_invariants() const;
 
+  // Events go to `sink` as they happen (never during ~Node). Null to stop.
   void set_trace_sink(TraceSink* sink) { sink_ = sink; }
   // The door to real I/O (terminal bridge, node links). The run loop polls it when
   // no process is ready; simulations leave it empty.

@@ -11,6 +11,7 @@
 #include "kernel/message.hpp"
 #include "kernel/objects.hpp"
 #include "kernel/rng.hpp"
+#include "kernel/stack_pool.hpp"
 
 namespace persim::kernel {
 
@@ -47,6 +48,16 @@ using Entry = std::function<void(Sys&)>;
 // A suspended execution context: a process, or the run loop itself.
 struct Context {
   boost::context::fiber fiber;
+  // Set when the process is dead: the next resume unwinds its stack.
+  bool unwind = false;
+  // Stack bounds, for the sanitizer's switch annotations.
+  PooledStackAllocator::Bounds stack;
+};
+
+// Thrown from a dead process's suspension point when the reaper resumes it, so
+// its stack unwinds (destructors run). Never catch it without rethrowing.
+struct Unwind {
+  Context* reaper;  // whom to return to once unwound
 };
 
 struct Process : ObjectHeader {

@@ -37,15 +37,26 @@ class StackPool {
   std::vector<char*> free_;  // stack bottoms (lowest address)
 };
 
-// The allocator Boost.Context's fiber holds a copy of: one pointer.
+// The allocator Boost.Context's fiber holds a copy of. Reports the bounds of
+// the stack it hands out to `*bounds` (for sanitizer annotations).
 class PooledStackAllocator {
  public:
-  explicit PooledStackAllocator(StackPool& pool) : pool_(&pool) {}
-  boost::context::stack_context allocate() { return pool_->allocate(); }
+  struct Bounds {
+    const void* bottom = nullptr;
+    std::size_t size = 0;
+  };
+  PooledStackAllocator(StackPool& pool, Bounds* bounds) : pool_(&pool), bounds_(bounds) {}
+  boost::context::stack_context allocate() {
+    boost::context::stack_context sctx = pool_->allocate();
+    bounds_->bottom = static_cast<char*>(sctx.sp) - sctx.size;
+    bounds_->size = sctx.size;
+    return sctx;
+  }
   void deallocate(boost::context::stack_context& sctx) noexcept { pool_->deallocate(sctx); }
 
  private:
   StackPool* pool_;
+  Bounds* bounds_;
 };
 
 }  // namespace persim::kernel
