@@ -67,12 +67,12 @@ void Node::block(Process& self, Process* direct) {
   assert(current_ == &self);
   if (may_hand_off()) {
     Process* next = direct != nullptr ? direct : ready_.pop_front();
+    if (next != nullptr) --handoff_budget_;
     if (next == &self) {  // yield with nobody else ready
       self.state = ProcessState::running;
       return;
     }
     if (next != nullptr) {
-      --handoff_budget_;
       switch_to_process(self.context, *next);
       return;
     }

@@ -64,7 +64,9 @@ class [[nodiscard]] Result {
     return std::move(value_);
   }
   T* operator->() noexcept { return &value(); }
+  const T* operator->() const noexcept { return &value(); }
   T& operator*() & noexcept { return value(); }
+  const T& operator*() const& noexcept { return value(); }
 
  private:
   T value_{};

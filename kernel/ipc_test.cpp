@@ -1,0 +1,269 @@
+// Synchronous IPC: call, receive, reply, reply_receive; message bounds; one-shot
+// replies; what callers and servers see when the other side dies.
+#include <gtest/gtest.h>
+
+#include "support/harness.hpp"
+
+namespace persim::kernel {
+namespace {
+
+using persim::testing::echo_server;
+using persim::testing::expect_consistent;
+using persim::testing::test_config;
+using persim::testing::text_message;
+
+struct Pair {
+  Node node{test_config()};
+  ProcessId server = node.create_process("server").value();
+  ProcessId client = node.create_process("client").value();
+  Handle ep = node.create_endpoint(server).value();
+  Handle client_ep = node.grant(server, ep, client, Rights::send() | Rights::grant(), 42).value();
+};
+
+// Property: a call delivers label, bytes and badge, and the reply comes back.
+TEST(Ipc, CallDeliversPayloadAndBadgeAndGetsReply) {
+  Pair t;
+  t.node.start(t.server, echo_server(t.ep)).ok();
+  std::string got;
+  std::uint64_t label = 0;
+  t.node.start(t.client, [&](Sys& sys) {
+          Message response{};
+          ASSERT_TRUE(sys.call(Cap<Endpoint>(t.client_ep), text_message("hello"), response).ok());
+          got = std::string(response.text());
+          label = response.label;
+        })
+      .ok();
+  t.node.run();
+  EXPECT_EQ(got, "echo:hello");
+  EXPECT_EQ(label, 42u) << "the echo server returns the badge it saw";
+  expect_consistent(t.node);
+}
+
+// Property: callers that arrive before the server receives are queued and
+// served in arrival order.
+TEST(Ipc, QueuedCallersServedInOrder) {
+  Node node(test_config());
+  const ProcessId server = node.create_process("server").value();
+  const Handle ep = node.create_endpoint(server).value();
+  std::vector<std::uint64_t> order;
+  for (std::uint64_t badge = 1; badge <= 5; ++badge) {
+    const ProcessId c = node.create_process("client").value();
+    const Handle h = node.grant(server, ep, c, Rights::send(), badge).value();
+    node.start(c, [h](Sys& sys) {
+          Message m{}, r{};
+          EXPECT_TRUE(sys.call(Cap<Endpoint>(h), m, r).ok());
+        })
+        .ok();
+  }
+  node.start(server, [&](Sys& sys) {
+        (void)sys.sleep_for(100);  // let every client queue up first
+        Message m{};
+        Result<Received> r = sys.receive(Cap<Endpoint>(ep), m);
+        while (r) {
+          order.push_back(r->badge);
+          if (order.size() == 5) {
+            (void)sys.reply(r->reply, m);
+            return;
+          }
+          r = sys.reply_receive(r->reply, m, Cap<Endpoint>(ep), m);
+        }
+      })
+      .ok();
+  node.run();
+  EXPECT_EQ(order, (std::vector<std::uint64_t>{1, 2, 3, 4, 5}));
+  expect_consistent(node);
+}
+
+// Property: messages over the bounds are refused before anything happens.
+TEST(Ipc, MessageBoundsRefusedUpFront) {
+  Pair t;
+  t.node.start(t.server, echo_server(t.ep)).ok();
+  std::vector<Error> errors;
+  t.node.start(t.client, [&](Sys& sys) {
+          Message big{}, response{};
+          big.length = msg_bytes_max + 1;
+          errors.push_back(sys.call(Cap<Endpoint>(t.client_ep), big, response).error());
+          Message many{};
+          many.cap_count = msg_caps_max + 1;
+          errors.push_back(sys.call(Cap<Endpoint>(t.client_ep), many, response).error());
+          Message exact{};
+          exact.length = msg_bytes_max;
+          EXPECT_TRUE(sys.call(Cap<Endpoint>(t.client_ep), exact, response).ok());
+        })
+      .ok();
+  t.node.run();
+  EXPECT_EQ(errors, (std::vector{Error::message_too_large, Error::too_many_caps}));
+  expect_consistent(t.node);
+}
+
+// Property: a reply capability is one-shot; a second reply finds no capability.
+TEST(Ipc, ReplyIsOneShot) {
+  Pair t;
+  Error second{};
+  t.node.start(t.server, [&](Sys& sys) {
+          Message m{};
+          const Received r = sys.receive(Cap<Endpoint>(t.ep), m).value();
+          EXPECT_TRUE(sys.reply(r.reply, m).ok());
+          second = sys.reply(r.reply, m).error();
+        })
+      .ok();
+  t.node.start(t.client, [&](Sys& sys) {
+          Message m{}, out{};
+          EXPECT_TRUE(sys.call(Cap<Endpoint>(t.client_ep), m, out).ok());
+        })
+      .ok();
+  t.node.run();
+  EXPECT_EQ(second, Error::bad_handle);
+  EXPECT_EQ(t.node.stats().replies, 0u);
+  expect_consistent(t.node);
+}
+
+// Property: a server dying with a call in hand wakes the caller with peer_died.
+TEST(Ipc, ServerDeathWakesCallerWithPeerDied) {
+  Pair t;
+  t.node.start(t.server, [&](Sys& sys) {
+          Message m{};
+          (void)sys.receive(Cap<Endpoint>(t.ep), m);
+          for (;;) (void)sys.sleep_for(1000);  // holds the reply, never answers
+        })
+      .ok();
+  Error caller_saw{};
+  t.node.start(t.client, [&](Sys& sys) {
+          Message m{}, out{};
+          caller_saw = sys.call(Cap<Endpoint>(t.client_ep), m, out).error();
+        })
+      .ok();
+  t.node.at(5000, [&](Node& n) { EXPECT_TRUE(n.kill(t.server).ok()); });
+  t.node.run({.until_ns = 100'000});
+  EXPECT_EQ(caller_saw, Error::peer_died);
+  expect_consistent(t.node);
+}
+
+// Property: a caller dying while its call is being served makes the reply report
+// peer_died and consume the reply capability; the server goes on.
+TEST(Ipc, ReplyToDeadCallerReportsPeerDied) {
+  Pair t;
+  Error reply_error{};
+  t.node.start(t.server, [&](Sys& sys) {
+          Message m{};
+          const Received r = sys.receive(Cap<Endpoint>(t.ep), m).value();
+          (void)sys.sleep_for(1000);  // the caller is killed meanwhile
+          reply_error = sys.reply(r.reply, m).error();
+        })
+      .ok();
+  t.node.start(t.client, [&](Sys& sys) {
+          Message m{}, out{};
+          (void)sys.call(Cap<Endpoint>(t.client_ep), m, out);
+          ADD_FAILURE() << "a killed caller never returns from call";
+        })
+      .ok();
+  t.node.at(500, [&](Node& n) { EXPECT_TRUE(n.kill(t.client).ok()); });
+  t.node.run();
+  EXPECT_EQ(reply_error, Error::peer_died);
+  EXPECT_EQ(t.node.stats().replies, 0u);
+  expect_consistent(t.node);
+}
+
+// Property: a receiver with no room for the reply capability is told
+// (cspace_full) and the call stays queued until it makes room.
+TEST(Ipc, ReceiverWithoutRoomIsToldAndCallWaits) {
+  Pair t;
+  std::vector<Error> server_saw;
+  t.node.start(t.server, [&](Sys& sys) {
+          std::vector<Cap<Notification>> filler;
+          for (;;) {
+            Result<Cap<Notification>> n = sys.notification_create();
+            if (!n) break;
+            filler.push_back(*n);
+          }
+          Message m{};
+          Result<Received> r = sys.receive(Cap<Endpoint>(t.ep), m);
+          server_saw.push_back(r ? Error{} : r.error());
+          EXPECT_TRUE(sys.delete_cap(filler.back()).ok());
+          r = sys.receive(Cap<Endpoint>(t.ep), m);
+          server_saw.push_back(r ? Error{} : r.error());
+          if (r) (void)sys.reply(r->reply, m);
+        })
+      .ok();
+  bool answered = false;
+  t.node.start(t.client, [&](Sys& sys) {
+          Message m{}, out{};
+          answered = sys.call(Cap<Endpoint>(t.client_ep), m, out).ok();
+        })
+      .ok();
+  t.node.run();
+  EXPECT_EQ(server_saw, (std::vector{Error::cspace_full, Error{}}));
+  EXPECT_TRUE(answered);
+  expect_consistent(t.node);
+}
+
+// Property: capabilities travel in replies too, as children of the replier's.
+TEST(Ipc, ReplyTransfersCapabilityAsChild) {
+  Pair t;
+  Handle session;
+  t.node.start(t.server, [&](Sys& sys) {
+          Message m{};
+          const Received r = sys.receive(Cap<Endpoint>(t.ep), m).value();
+          const Cap<Notification> n = sys.notification_create().value();
+          Message response{};
+          response.attach(n, Rights::send() | Rights::grant());
+          EXPECT_TRUE(sys.reply(r.reply, response).ok());
+          (void)sys.sleep_for(1000);
+          EXPECT_TRUE(sys.revoke(n).ok());
+        })
+      .ok();
+  t.node.start(t.client, [&](Sys& sys) {
+          Message m{}, out{};
+          ASSERT_TRUE(sys.call(Cap<Endpoint>(t.client_ep), m, out).ok());
+          ASSERT_EQ(out.cap_count, 1u);
+          session = out.caps[0].handle;
+          EXPECT_EQ(out.caps[0].rights, Rights::send() | Rights::grant());
+          EXPECT_TRUE(sys.signal(out.received_cap<Notification>(0)).ok());
+          (void)sys.sleep_for(5000);
+          EXPECT_EQ(sys.signal(out.received_cap<Notification>(0)).error(), Error::severed);
+        })
+      .ok();
+  t.node.run();
+  expect_consistent(t.node);
+}
+
+// Property: a queued caller whose endpoint capability is revoked before delivery
+// is woken with the lookup error, and the server gets the next caller instead.
+TEST(Ipc, QueuedCallerRevalidatedAtDelivery) {
+  Node node(test_config());
+  const ProcessId server = node.create_process("server").value();
+  const ProcessId a = node.create_process("a").value();
+  const ProcessId b = node.create_process("b").value();
+  const Handle ep = node.create_endpoint(server).value();
+  const Handle for_a = node.grant(server, ep, server, Rights::all(), 1).value();
+  const Handle a_ep = node.grant(server, for_a, a, Rights::send()).value();
+  const Handle b_ep = node.grant(server, ep, b, Rights::send(), 2).value();
+  Error a_saw{};
+  std::uint64_t served_badge = 0;
+  node.start(a, [&](Sys& sys) {
+        Message m{}, out{};
+        a_saw = sys.call(Cap<Endpoint>(a_ep), m, out).error();
+      })
+      .ok();
+  node.start(b, [&](Sys& sys) {
+        Message m{}, out{};
+        EXPECT_TRUE(sys.call(Cap<Endpoint>(b_ep), m, out).ok());
+      })
+      .ok();
+  node.start(server, [&](Sys& sys) {
+        (void)sys.sleep_for(100);
+        EXPECT_TRUE(sys.revoke(Cap<Endpoint>(for_a)).ok());  // a is queued; its capability goes
+        Message m{};
+        const Received r = sys.receive(Cap<Endpoint>(ep), m).value();
+        served_badge = r.badge;
+        (void)sys.reply(r.reply, m);
+      })
+      .ok();
+  node.run();
+  EXPECT_EQ(a_saw, Error::severed);
+  EXPECT_EQ(served_badge, 2u);
+  expect_consistent(node);
+}
+
+}  // namespace
+}  // namespace persim::kernel

@@ -1,0 +1,254 @@
+// Processes: start, exit, crash, and kill at every kind of suspension point.
+// A kill destroys the process, unwinds its stack, releases every capability it
+// held (revoking what derives from them) and wakes whoever waits on it.
+#include <gtest/gtest.h>
+
+#include <stdexcept>
+
+#include "support/harness.hpp"
+
+namespace persim::kernel {
+namespace {
+
+using persim::testing::echo_server;
+using persim::testing::expect_consistent;
+using persim::testing::test_config;
+
+// Runs a destructor on the process's own stack: shows unwinding happened.
+struct Witness {
+  bool* destroyed;
+  ~Witness() { *destroyed = true; }
+};
+
+// Nothing of a dead process may remain: no capability, no queue entry, no stack.
+void expect_gone(Node& node, ProcessId pid) {
+  EXPECT_FALSE(node.alive(pid));
+  EXPECT_TRUE(node.handles(pid).empty());
+  expect_consistent(node);
+}
+
+// Property: a process that returns from its entry releases everything.
+TEST(Process, ReturnReleasesEverything) {
+  Node node(test_config());
+  const ProcessId p = node.spawn("p", [](Sys& sys) {
+                            (void)sys.endpoint_create();
+                            (void)sys.notification_create();
+                          })
+                          .value();
+  node.run();
+  EXPECT_EQ(node.exit_reason(p), std::nullopt) << "freed: nobody holds a capability to it";
+  const NodeStats s = node.stats();
+  EXPECT_EQ(s.capabilities, 0u);
+  EXPECT_EQ(s.endpoints, 0u);
+  EXPECT_EQ(s.notifications, 0u);
+  EXPECT_EQ(s.stacks_in_use, 0u);
+  EXPECT_EQ(s.processes, 0u);
+}
+
+// Property: an exception escaping a program is a crash: the process dies cleanly.
+TEST(Process, EscapingExceptionIsACrash) {
+  Node node(test_config());
+  const ProcessId watcher = node.create_process("watcher").value();
+  const ProcessId p = node.create_process("p").value();
+  (void)node.create_process_cap(watcher, p).value();  // keeps p's object around to inspect
+  bool destroyed = false;
+  node.start(p, [&](Sys& sys) {
+        Witness w{&destroyed};
+        (void)sys.endpoint_create();
+        throw std::runtime_error("program bug");
+      })
+      .ok();
+  node.run();
+  EXPECT_TRUE(destroyed);
+  EXPECT_EQ(node.exit_reason(p), ExitReason::crashed);
+  expect_gone(node, p);
+}
+
+enum class Where { never_ran, blocked_call, blocked_reply, blocked_receive, blocked_wait, sleeping, ready };
+
+std::string name(const ::testing::TestParamInfo<Where>& info) {
+  static const char* names[] = {"never_ran", "blocked_call", "blocked_reply", "blocked_receive",
+                                "blocked_wait", "sleeping", "ready"};
+  return names[static_cast<int>(info.param)];
+}
+
+class KillAt : public ::testing::TestWithParam<Where> {};
+
+// Property: killing a process wherever it is suspended unwinds its stack,
+// releases its capabilities and leaves nothing behind, and everyone else goes on.
+TEST_P(KillAt, LeavesNothingBehind) {
+  const Where where = GetParam();
+  NodeConfig config = test_config();
+  config.kernel_call_cost_ns = 1;  // time must flow while the `ready` victim spins on yield
+  Node node(config);
+  const ProcessId server = node.create_process("server").value();
+  const ProcessId victim = node.create_process("victim").value();
+  const ProcessId other = node.create_process("other").value();
+  const Handle ep = node.create_endpoint(server).value();
+  const Handle victim_ep = node.grant(server, ep, victim, Rights::send() | Rights::receive()).value();
+  const Handle other_ep = node.grant(server, ep, other, Rights::send()).value();
+  const Handle note = node.create_notification(victim).value();
+  const Handle passed_on = node.grant(victim, note, other, Rights::send()).value();  // derives from the victim's
+
+  // The server serves calls except in blocked_reply, where it sits on them.
+  node.start(server, where == Where::blocked_reply ? Entry([&](Sys& sys) {
+                                                       Message m{};
+                                                       (void)sys.receive(Cap<Endpoint>(ep), m);
+                                                       for (;;) (void)sys.sleep_for(1'000'000);
+                                                     })
+                                                   : Entry([&](Sys& sys) {
+                                                       (void)sys.sleep_for(where == Where::blocked_call ? 1'000'000 : 0);
+                                                       echo_server(ep)(sys);
+                                                     }))
+      .ok();
+  bool destroyed = false;
+  if (where != Where::never_ran) {
+    node.start(victim, [&](Sys& sys) {
+          Witness w{&destroyed};
+          Message m{}, out{};
+          switch (where) {
+            case Where::blocked_call:
+            case Where::blocked_reply: (void)sys.call(Cap<Endpoint>(victim_ep), m, out); break;
+            case Where::blocked_receive: (void)sys.receive(sys.endpoint_create().value(), m); break;
+            case Where::blocked_wait: (void)sys.wait(Cap<Notification>(note)); break;
+            case Where::sleeping: (void)sys.sleep_for(1'000'000); break;
+            case Where::ready:
+              for (;;) (void)sys.yield();
+            case Where::never_ran: break;
+          }
+          ADD_FAILURE() << "the victim must not get past its suspension point";
+        })
+        .ok();
+  }
+  // `other` keeps calling the server, before and after the kill.
+  int answered = 0;
+  node.start(other, [&](Sys& sys) {
+        for (int i = 0; i < 3; ++i) {
+          Message m{}, out{};
+          if (sys.call(Cap<Endpoint>(other_ep), m, out)) ++answered;
+          (void)sys.sleep_for(100);
+        }
+      })
+      .ok();
+  node.run({.until_ns = 50});
+  const ProcessState before = node.state(victim).value();
+  switch (where) {
+    case Where::never_ran: EXPECT_EQ(before, ProcessState::embryo); break;
+    case Where::blocked_call: EXPECT_EQ(before, ProcessState::blocked_call); break;
+    case Where::blocked_reply: EXPECT_EQ(before, ProcessState::blocked_reply); break;
+    case Where::blocked_receive: EXPECT_EQ(before, ProcessState::blocked_receive); break;
+    case Where::blocked_wait: EXPECT_EQ(before, ProcessState::blocked_wait); break;
+    case Where::sleeping: EXPECT_EQ(before, ProcessState::sleeping); break;
+    case Where::ready: EXPECT_EQ(before, ProcessState::ready); break;
+  }
+  const std::size_t stacks_before = node.stats().stacks_in_use;
+  ASSERT_TRUE(node.kill(victim).ok());
+  EXPECT_EQ(destroyed, where != Where::never_ran) << "the victim's stack was unwound";
+  EXPECT_EQ(node.stats().stacks_in_use, stacks_before - (where == Where::never_ran ? 0 : 1));
+  EXPECT_FALSE(node.inspect(other, passed_on)) << "what derived from the victim's capabilities is revoked";
+  expect_gone(node, victim);
+  if (where != Where::blocked_reply && where != Where::blocked_call) {
+    node.run({.until_ns = 10'000});
+    EXPECT_EQ(answered, 3) << "the rest of the system goes on";
+  }
+  EXPECT_EQ(node.kill(victim).error(), Error::bad_handle) << "a dead, unreferenced process is gone";
+}
+
+INSTANTIATE_TEST_SUITE_P(EverySuspensionPoint, KillAt,
+                         ::testing::Values(Where::never_ran, Where::blocked_call, Where::blocked_reply,
+                                           Where::blocked_receive, Where::blocked_wait, Where::sleeping,
+                                           Where::ready),
+                         name);
+
+// Property: a process can be killed through a capability with `control`; killing
+// oneself does not return; killing without control is refused.
+TEST(Process, KillThroughCapability) {
+  Node node(test_config());
+  const ProcessId killer = node.create_process("killer").value();
+  const ProcessId target = node.create_process("target").value();
+  const Handle full = node.create_process_cap(killer, target).value();
+  const Handle weak = node.grant(killer, full, killer, Rights::all() & Rights::from_bits(~Rights::control().bits())).value();
+  const Handle self = node.create_process_cap(killer, killer).value();
+  node.start(target, [](Sys& sys) {
+        for (;;) (void)sys.sleep_for(100);
+      })
+      .ok();
+  std::vector<Error> errors;
+  bool returned_from_suicide = false;
+  node.start(killer, [&](Sys& sys) {
+        (void)sys.sleep_for(50);
+        errors.push_back(sys.kill(Cap<Process>(weak)).error());
+        EXPECT_TRUE(sys.kill(Cap<Process>(full)).ok());
+        errors.push_back(sys.kill(Cap<Process>(full)).error());
+        (void)sys.kill(Cap<Process>(self));
+        returned_from_suicide = true;
+      })
+      .ok();
+  node.run();
+  EXPECT_EQ(errors, (std::vector{Error::insufficient_rights, Error::object_dead}));
+  EXPECT_FALSE(returned_from_suicide);
+  EXPECT_FALSE(node.alive(target));
+  EXPECT_FALSE(node.alive(killer));
+  EXPECT_EQ(node.stats().processes, 0u) << "both freed: the only capabilities died with the killer";
+}
+
+// Property: the kill-at-call fault lands exactly at the n-th kernel call.
+TEST(Process, KillAtNthKernelCall) {
+  for (std::uint64_t n = 1; n <= 6; ++n) {
+    Node node(test_config());
+    int completed = 0;
+    const ProcessId p = node.spawn("p", [&](Sys& sys) {
+                              for (int i = 0; i < 10; ++i) {
+                                (void)sys.yield();
+                                ++completed;
+                              }
+                            })
+                            .value();
+    ASSERT_TRUE(node.kill_at_call(p, n).ok());
+    node.run();
+    EXPECT_EQ(completed, static_cast<int>(n - 1));
+    EXPECT_EQ(node.stats().stacks_in_use, 0u);
+  }
+}
+
+// Property: while a killed process unwinds, its kernel calls (from destructors)
+// fail with `killed` and cannot suspend it again.
+TEST(Process, KernelCallsWhileUnwindingReportKilled) {
+  Node node(test_config());
+  Error from_destructor{};
+  struct CallsOnExit {
+    Sys& sys;
+    Error* out;
+    ~CallsOnExit() { *out = sys.sleep_for(10).error(); }
+  };
+  const ProcessId p = node.spawn("p", [&](Sys& sys) {
+                            CallsOnExit guard{sys, &from_destructor};
+                            for (;;) (void)sys.sleep_for(100);
+                          })
+                          .value();
+  node.run({.until_ns = 250});
+  ASSERT_TRUE(node.kill(p).ok());
+  EXPECT_EQ(from_destructor, Error::killed);
+  expect_consistent(node);
+}
+
+// Property: destroying a node kills what is left and leaks nothing (ASan checks).
+TEST(Process, NodeDestructionKillsTheRest) {
+  bool destroyed = false;
+  {
+    Node node(test_config());
+    const ProcessId p = node.create_process("p").value();
+    const Handle ep = node.create_endpoint(p).value();
+    node.start(p, [&, ep](Sys& sys) {
+          Witness w{&destroyed};
+          Message m{};
+          (void)sys.receive(Cap<Endpoint>(ep), m);
+        })
+        .ok();
+    node.run();
+  }
+  EXPECT_TRUE(destroyed);
+}
+
+}  // namespace
+}  // namespace persim::kernel
