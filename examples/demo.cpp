@@ -18,23 +18,18 @@ class Timeline : public TraceSink {
     if (e.op == Op::call || e.op == Op::receive || e.op == Op::reply) {
       if (e.error == 0) return;  // successful IPC is shown by the programs themselves
     }
-    std::printf("%8.3f us  %-18s %-14.*s%s%.*s\n", e.time_ns / 1000.0, name(e.process).c_str(),
+    std::printf("%8.3f us  %-18s %-14.*s%s%.*s\n", e.time_ns / 1000.0, name(e).c_str(),
                 static_cast<int>(to_string(e.op).size()), to_string(e.op).data(), e.error ? "error=" : "",
                 e.error ? static_cast<int>(to_string(static_cast<Error>(e.error)).size()) : 0,
                 e.error ? to_string(static_cast<Error>(e.error)).data() : "");
   }
-  void name_process(ProcessId pid, std::string n) {
-    if (names_.size() <= pid.index) names_.resize(pid.index + 1);
-    names_[pid.index] = std::move(n);
-  }
 
  private:
-  std::string name(std::uint32_t index) const {
-    if (index == 0) return "[node]";
-    return index < names_.size() ? names_[index] : "#" + std::to_string(index);
+  std::string name(const TraceEvent& e) const {
+    if (e.process == 0) return "[node]";
+    return node_.name(ProcessId{e.process, e.process_generation});
   }
   const Node& node_;
-  std::vector<std::string> names_;
 };
 
 }  // namespace
@@ -51,7 +46,6 @@ int main() {
 
   // A counter server: answers each call with the running total of what callers sent.
   const ProcessId server = node.create_process("counter-server").value();
-  timeline.name_process(server, "counter-server");
   const Handle ep = node.create_endpoint(server).value();
   node.start(server, [ep](Sys& sys) {
     Message request, response;
@@ -78,7 +72,6 @@ int main() {
   for (std::uint64_t badge : {1, 2}) {
     const std::string name = "client-" + std::to_string(badge);
     const ProcessId client = node.create_process(name).value();
-    timeline.name_process(client, name);
     const Handle cap = node.grant(server, ep, client, Rights::send(), badge).value();
     node.start(client, [cap, badge, name](Sys& sys) {
       Message request, response;
@@ -100,7 +93,6 @@ int main() {
 
   // A forger: makes up handle values and tries to call the server with them.
   const ProcessId forger = node.create_process("forger").value();
-  timeline.name_process(forger, "forger");
   node.start(forger, [](Sys& sys) {
     Message request, response;
     for (std::uint32_t guess : {1u, 2u, 0x1001u, 0xdeadbeefu}) {

@@ -348,6 +348,11 @@ std::optional<ExitReason> Node::exit_reason(ProcessId pid) const {
   return p != nullptr ? std::optional(p->exit_reason) : std::nullopt;
 }
 
+std::string Node::name(ProcessId pid) const {
+  const Process* p = find(pid);
+  return p != nullptr ? p->name : std::string();
+}
+
 std::uint64_t Node::kernel_calls(ProcessId pid) const {
   const Process* p = find(pid);
   return p != nullptr ? p->kernel_calls : 0;

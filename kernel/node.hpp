@@ -115,6 +115,8 @@ class Node {
   std::optional<ProcessState> state(ProcessId pid) const;
   std::optional<ExitReason> exit_reason(ProcessId pid) const;
   std::uint64_t kernel_calls(ProcessId pid) const;
+  // The name given at creation; empty once the process object is freed.
+  std::string name(ProcessId pid) const;
   std::optional<CapInfo> inspect(ProcessId pid, Handle h) const;
   std::vector<Handle> handles(ProcessId pid) const;
   // Walks every table and queue; returns a description of each inconsistency.
