@@ -2,6 +2,7 @@
 // slot, generation, type and rights, in that order.
 #pragma once
 
+#include <cassert>
 #include <cstdint>
 #include <vector>
 
@@ -50,9 +51,38 @@ class CapSpace {
   }
 
   // Puts `cap` in a free slot and returns its handle. Error: cspace_full.
-  Result<Handle> install(CapNode* cap);
-  // Empties the slot of `cap`.
-  void remove(const CapNode* cap, SlotEnd end);
+  // Inline: IPC installs a reply capability on every call.
+  Result<Handle> install(CapNode* cap) {
+    if (free_.empty() && !grow()) [[unlikely]] return Error::cspace_full;
+    const std::uint32_t index = free_.back();
+    free_.pop_back();
+    Slot& s = slots_[index];
+    assert(s.cap == nullptr);
+    // Raw 0 is the null handle: skip the one generation that would encode to it.
+    if (encode_handle({index, s.generation}, salt_).is_null()) [[unlikely]] ++s.generation;
+    assert(s.generation <= generation_max);
+    s.cap = cap;
+    cap->slot = index;
+    ++live_;
+    return encode_handle({index, s.generation}, salt_);
+  }
+
+  // Empties the slot of `cap`. Inline: IPC consumes a reply capability on every reply.
+  void remove(const CapNode* cap, SlotEnd end) {
+    Slot& s = slots_[cap->slot];
+    assert(s.cap == cap);
+    s.cap = nullptr;
+    if (end == SlotEnd::severed) s.severed_generation = s.generation;
+    --live_;
+    // Retire a slot whose generation is used up, rather than let it wrap. The
+    // +1 leaves room for the null-skip in install().
+    if (s.generation + 2 > generation_max) [[unlikely]] {
+      ++retired_;
+      return;
+    }
+    ++s.generation;
+    free_.push_back(cap->slot);
+  }
 
   Handle handle_of(const CapNode* cap) const { return encode_handle({cap->slot, slots_[cap->slot].generation}, salt_); }
   std::uint32_t free_slots() const { return cspace_slots_max - live_ - retired_; }
@@ -75,8 +105,14 @@ class CapSpace {
     std::uint32_t generation = 1;
     std::uint32_t severed_generation = 0;  // generation whose capability was severed
   };
+  // Appends a fresh slot to free_, unless cspace_slots_max are in use. Returns
+  // whether it did.
+  bool grow();
+
   std::vector<Slot> slots_;
-  std::vector<std::uint32_t> free_;  // LIFO of free slot indices (deterministic reuse)
+  // LIFO of free slot indices (deterministic reuse). A fresh slot enters it only
+  // when no freed one is left, so freed slots are reused first.
+  std::vector<std::uint32_t> free_;
   std::uint32_t live_ = 0;
   std::uint32_t retired_ = 0;  // slots whose generations are used up
   std::uint32_t salt_;

@@ -19,12 +19,13 @@ void copy_payload(Message& to, const Message& from) {
 
 }  // namespace
 
-Result<Node::SendPlan> Node::validate_message(Process& sender, const Message& m, std::uint64_t badge,
-                                              Handle* failed) {
+Error Node::validate_message(Process& sender, const Message& m, SendPlan& plan, Handle* failed) {
   if (m.length > msg_bytes_max) return Error::message_too_large;
   if (m.cap_count > msg_caps_max) return Error::too_many_caps;
-  SendPlan plan;
-  plan.badge = badge;
+  return m.cap_count == 0 ? Error{} : lookup_transfers(sender, m, plan, failed);
+}
+
+Error Node::lookup_transfers(Process& sender, const Message& m, SendPlan& plan, Handle* failed) {
   for (std::uint32_t i = 0; i < m.cap_count; ++i) {
     const Result<CapNode*> cap = sender.cspace.lookup_any(m.caps[i].handle, config_.handle_validation);
     Error e = cap ? Error{} : cap.error();
@@ -35,7 +36,7 @@ Result<Node::SendPlan> Node::validate_message(Process& sender, const Message& m,
     }
     plan.transfers[i] = cap.value();
   }
-  return plan;
+  return Error{};
 }
 
 void Node::transfer_caps(const SendPlan& plan, const Message& from, Process& to, Message& into) {
@@ -48,21 +49,52 @@ void Node::transfer_caps(const SendPlan& plan, const Message& from, Process& to,
   into.cap_count = from.cap_count;
 }
 
-void Node::deliver(const SendPlan& plan, Process& sender, Process& receiver) {
-  assert(receiver.cspace.free_slots() >= slots_needed(*sender.send_message));
+// What make_cap does, for the one kind of capability every call makes: no
+// parent to link, no badge, and room already checked.
+Cap<Reply> Node::mint_reply(Process& receiver, Process& caller) {
   Reply* reply = replies_.create();
-  reply->caller = &sender;
-  const Result<CapNode*> reply_cap = make_cap(receiver, reply, Rights::send(), 0, nullptr);
-  assert(reply_cap.ok());
+  reply->caller = &caller;
+  CapNode* cap = caps_.create();
+  cap->object = reply;
+  cap->owner = &receiver;
+  cap->rights = Rights::send();
+  const Result<Handle> installed = receiver.cspace.install(cap);
+  assert(installed.ok() && "room was checked before");
+  ++reply->cap_refs;
+  caller.awaited_reply = reply;
+  return Cap<Reply>(installed.value());
+}
+
+// What destroy_cap does, without its general steps when the capability is a
+// leaf with no parent, as every minted reply capability is unless the host
+// derived from it.
+void Node::consume_reply(CapNode* cap) {
+  assert(cap->object->type == ObjectType::reply);
+  if (cap->parent != nullptr || cap->first_child != nullptr) [[unlikely]] {
+    destroy_cap(cap, SlotEnd::deleted);
+    return;
+  }
+  auto* reply = static_cast<Reply*>(cap->object);
+  cap->owner->cspace.remove(cap, SlotEnd::deleted);
+  caps_.destroy(cap);
+  assert(reply->cap_refs > 0);
+  if (--reply->cap_refs == 0) object_unreferenced(reply);
+}
+
+void Node::deliver(const SendPlan& plan, Process& sender, Process& receiver) {
+  const Message& from = *sender.send_message;
+  assert(receiver.cspace.free_slots() >= slots_needed(from));
+  // The reply capability first, then the transferred ones: handle values
+  // follow from the order slots are taken in.
+  const Cap<Reply> reply = mint_reply(receiver, sender);
   Message& into = *receiver.receive_message;
-  copy_payload(into, *sender.send_message);
-  transfer_caps(plan, *sender.send_message, receiver, into);
+  copy_payload(into, from);
+  if (from.cap_count != 0) transfer_caps(plan, from, receiver, into);
   receiver.receive_result->badge = plan.badge;
-  receiver.receive_result->reply = Cap<Reply>(receiver.cspace.handle_of(reply_cap.value()));
+  receiver.receive_result->reply = reply;
   receiver.wake_error = Error{};
   sender.send_message = nullptr;
   sender.blocked_on = nullptr;
-  sender.awaited_reply = reply;
   sender.state = ProcessState::blocked_reply;
 }
 
@@ -73,15 +105,16 @@ Error Node::take_queued_sender(Endpoint& ep, Process& receiver) {
     // Time has passed since the call: its capabilities may have been revoked.
     const Result<CapNode*> cap =
         sender->cspace.lookup(sender->send_handle, ObjectType::endpoint, Rights::send(), config_.handle_validation);
+    SendPlan plan;
     Handle failed;
-    Result<SendPlan> plan = cap ? validate_message(*sender, *sender->send_message, cap.value()->badge, &failed)
-                                : Result<SendPlan>(cap.error());
-    if (!plan) {
-      make_ready(*sender, plan.error());
+    const Error e = cap ? validate_message(*sender, *sender->send_message, plan, &failed) : cap.error();
+    if (e != Error{}) {
+      make_ready(*sender, e);
       continue;
     }
     assert(cap.value()->object == &ep);
-    deliver(plan.value(), *sender, receiver);
+    plan.badge = cap.value()->badge;
+    deliver(plan, *sender, receiver);
     return Error{};
   }
   return Error::would_block;
@@ -93,22 +126,22 @@ Error Node::answer(Process& self, Handle reply, const Message& m, Process** call
     *failed = reply;
     return cap.error();
   }
-  Result<SendPlan> plan = validate_message(self, m, 0, failed);
-  if (!plan) return plan.error();
+  SendPlan plan;
+  if (const Error e = validate_message(self, m, plan, failed); e != Error{}) return e;
   auto* r = static_cast<Reply*>(cap.value()->object);
   Process* c = r->caller;
   if (c == nullptr) {
-    destroy_cap(cap.value(), SlotEnd::deleted);  // one-shot, even when the caller is gone
+    consume_reply(cap.value());  // one-shot, even when the caller is gone
     return Error::peer_died;
   }
   if (c->cspace.free_slots() < m.cap_count) return Error::cspace_full;
   Message& into = *c->reply_message;
   copy_payload(into, m);
-  transfer_caps(plan.value(), m, *c, into);
+  if (m.cap_count != 0) transfer_caps(plan, m, *c, into);
   c->awaited_reply = nullptr;
   c->reply_message = nullptr;
   r->caller = nullptr;
-  destroy_cap(cap.value(), SlotEnd::deleted);  // consumes the reply object too
+  consume_reply(cap.value());  // and the reply object with it
   c->wake_error = Error{};
   *caller = c;
   return Error{};
@@ -122,9 +155,10 @@ Status Sys::call(Cap<Endpoint> ep, const Message& request, Message& response) {
   const Result<CapNode*> cap =
       self_.cspace.lookup(ep.handle(), ObjectType::endpoint, Rights::send(), n.config_.handle_validation);
   if (!cap) return fail(Op::call, cap.error(), ep.handle());
+  Node::SendPlan plan;
   Handle failed;
-  const Result<Node::SendPlan> plan = n.validate_message(self_, request, cap.value()->badge, &failed);
-  if (!plan) return fail(Op::call, plan.error(), failed);
+  if (const Error e = n.validate_message(self_, request, plan, &failed); e != Error{}) return fail(Op::call, e, failed);
+  plan.badge = cap.value()->badge;
 
   auto& endpoint = *static_cast<Endpoint*>(cap.value()->object);
   self_.send_message = &request;
@@ -133,7 +167,7 @@ Status Sys::call(Cap<Endpoint> ep, const Message& request, Message& response) {
   Process* server = endpoint.receivers.front();
   if (server != nullptr && server->cspace.free_slots() >= n.slots_needed(request)) {
     endpoint.receivers.remove(server);
-    n.deliver(plan.value(), self_, *server);
+    n.deliver(plan, self_, *server);
     n.block(self_, server);  // hand the processor to the server
   } else {
     // The waiting receiver has no room for the reply capability: tell it, queue the call.

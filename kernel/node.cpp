@@ -5,7 +5,6 @@
 #include <cassert>
 #include <cstdlib>
 
-#include "kernel/sanitizer.hpp"
 #include "kernel/sys.hpp"
 
 namespace persim::kernel {
@@ -35,35 +34,7 @@ Node::~Node() {
 
 // ---------------------------------------------------------------- scheduling
 
-void Node::switch_to(Context& from, Context& to) {
-  ++switches_;
-  switch_from_ = &from;
-  void* fake_stack = nullptr;
-  sanitizer::start_switch(&fake_stack, to.stack.bottom, to.stack.size);
-  ctx::fiber resumer = std::move(to.fiber).resume();
-  // Back on `from`'s stack. Whoever switched here named their context in
-  // switch_from_ (null if they terminated) and `resumer` is their continuation.
-  PooledStackAllocator::Bounds came_from;
-  sanitizer::finish_switch(fake_stack, &came_from.bottom, &came_from.size);
-  if (switch_from_ != nullptr) {
-    switch_from_->fiber = std::move(resumer);
-    if (switch_from_ == &scheduler_) scheduler_.stack = came_from;  // learnt, not known in advance
-  }
-  if (from.unwind) throw Unwind{switch_from_};  // we are dead: the reaper wants our stack unwound
-}
-
-void Node::switch_to_process(Context& from, Process& to) {
-  assert(to.context.fiber && "switching to a process that is not suspended");
-  current_ = &to;
-  to.state = ProcessState::running;
-  switch_to(from, to.context);
-}
-
-bool Node::may_hand_off() const {
-  return handoff_budget_ > 0 && now_ns_ < next_deadline() && now_ns_ <= run_until_ns_ && !stop_requested_;
-}
-
-void Node::block(Process& self, Process* direct) {
+void Node::block_slow(Process& self, Process* direct) {
   assert(current_ == &self);
   if (may_hand_off()) {
     Process* next = direct != nullptr ? direct : ready_.pop_front();

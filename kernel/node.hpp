@@ -19,7 +19,9 @@
 #include "kernel/process.hpp"
 #include "kernel/result.hpp"
 #include "kernel/rng.hpp"
+#include "kernel/sanitizer.hpp"
 #include "kernel/stack_pool.hpp"
+#include "kernel/sys.hpp"
 #include "kernel/trace.hpp"
 
 namespace persim::kernel {
@@ -146,7 +148,9 @@ class Node {
   // transfer, looked up in the sender's space.
   struct SendPlan {
     std::uint64_t badge = 0;
-    CapNode* transfers[msg_caps_max] = {};
+    // The first cap_count entries are set by validate_message; the rest are
+    // left unset, so a plain message costs no clearing.
+    CapNode* transfers[msg_caps_max];
   };
 
   Process* find(ProcessId pid) const;
@@ -161,9 +165,10 @@ class Node {
   Result<CapNode*> derive_cap(Process& holder, CapNode* from, Process& to, Rights mask, std::uint64_t badge);
 
   // ---- IPC (ipc.cpp)
-  // Checks a message and looks up the capabilities it transfers (each needs
-  // grant). On a lookup error, `*failed` names the handle.
-  Result<SendPlan> validate_message(Process& sender, const Message& m, std::uint64_t badge, Handle* failed);
+  // Checks a message's bounds and looks up the capabilities it transfers (each
+  // needs grant) into `plan`. On a lookup error, `*failed` names the handle.
+  Error validate_message(Process& sender, const Message& m, SendPlan& plan, Handle* failed);
+  Error lookup_transfers(Process& sender, const Message& m, SendPlan& plan, Handle* failed);
   // Moves a validated call from `sender` to `receiver`; the receiver has room.
   void deliver(const SendPlan& plan, Process& sender, Process& receiver);
   // Copies transferred capabilities into `to` as children of the sender's.
@@ -175,12 +180,24 @@ class Node {
   // capability. On success `*caller` is the process to wake.
   Error answer(Process& self, Handle reply, const Message& m, Process** caller, Handle* failed);
   std::uint32_t slots_needed(const Message& m) const { return m.cap_count + 1; }
+  // The one-shot reply capability of `caller`'s call, minted into `receiver`
+  // (which has room): send right only, no parent. Consumed by the reply.
+  Cap<Reply> mint_reply(Process& receiver, Process& caller);
+  // Deletes a reply capability (the reply was sent, or its caller is gone) and,
+  // with its last capability, the reply object.
+  void consume_reply(CapNode* cap);
 
   // ---- Scheduling (node.cpp)
   void make_ready(Process& p, Error e = Error{}, std::uint64_t value = 0);
   void detach(Process& p);
+  // Suspends `self` (already queued or marked where it waits). Runs `direct`
+  // next if given and allowed (a hand-off), else the next ready process or the
+  // run loop. Inline: the IPC hand-off is on every call and every reply.
   void block(Process& self, Process* direct);
-  bool may_hand_off() const;
+  void block_slow(Process& self, Process* direct);
+  bool may_hand_off() const {
+    return handoff_budget_ > 0 && now_ns_ < next_deadline() && now_ns_ <= run_until_ns_ && !stop_requested_;
+  }
   void switch_to(Context& from, Context& to);
   void switch_to_process(Context& from, Process& to);
   boost::context::fiber start_fiber(Process& p, Entry entry);
@@ -194,7 +211,10 @@ class Node {
   void add_timer(std::uint64_t deadline_ns, ProcessId sleeper, std::function<void(Node&)> event);
 
   // ---- Trace and audit
+  // Folds an event into the trace hash and hands it to the sink. Inline: every
+  // kernel call makes at least one.
   void trace(Op op, const Process* p, Error e = Error{}, std::uint64_t arg = 0, const Process* peer = nullptr);
+  [[gnu::noinline]] void emit(const TraceEvent& ev) { sink_->on_event(ev); }
   void audit_failure(Op op, const Process& p, Error e, Handle h);
 
   NodeConfig config_;
@@ -235,5 +255,60 @@ class Node {
 
   boost::asio::io_context io_;
 };
+
+inline void Node::trace(Op op, const Process* p, Error e, std::uint64_t arg, const Process* peer) {
+  // Folded from words, not from a TraceEvent: the event is only built when a
+  // sink wants it.
+  const ProcessId who = p != nullptr ? p->id : ProcessId{};
+  const std::uint32_t peer_index = peer != nullptr ? peer->id.index : 0;
+  const auto error = static_cast<std::uint8_t>(e);
+  trace_hash_ = trace_fold(trace_hash_, now_ns_, trace_who(who.index, who.generation),
+                           trace_what(op, error, 0, peer_index), arg);
+  if (sink_ != nullptr) [[unlikely]] emit(TraceEvent{now_ns_, who.index, who.generation, op, error, 0, peer_index, arg});
+}
+
+inline void Node::switch_to(Context& from, Context& to) {
+  ++switches_;
+  switch_from_ = &from;
+  void* fake_stack = nullptr;
+  sanitizer::start_switch(&fake_stack, to.stack.bottom, to.stack.size);
+  boost::context::fiber resumer = std::move(to.fiber).resume();
+  // Back on `from`'s stack. Whoever switched here named their context in
+  // switch_from_ (null if they terminated) and `resumer` is their continuation.
+  PooledStackAllocator::Bounds came_from;
+  sanitizer::finish_switch(fake_stack, &came_from.bottom, &came_from.size);
+  if (switch_from_ != nullptr) {
+    switch_from_->fiber = std::move(resumer);
+    if (switch_from_ == &scheduler_) scheduler_.stack = came_from;  // learnt, not known in advance
+  }
+  if (from.unwind) throw Unwind{switch_from_};  // we are dead: the reaper wants our stack unwound
+}
+
+inline void Node::switch_to_process(Context& from, Process& to) {
+  assert(to.context.fiber && "switching to a process that is not suspended");
+  current_ = &to;
+  to.state = ProcessState::running;
+  switch_to(from, to.context);
+}
+
+inline void Node::block(Process& self, Process* direct) {
+  assert(current_ == &self);
+  assert(direct != &self);
+  if (direct != nullptr && may_hand_off()) [[likely]] {
+    --handoff_budget_;
+    switch_to_process(self.context, *direct);
+    return;
+  }
+  block_slow(self, direct);
+}
+
+inline bool Sys::enter() {
+  if (self_.state == ProcessState::dead) [[unlikely]] return false;  // unwinding after a kill
+  ++self_.kernel_calls;
+  ++node_.kernel_calls_;
+  node_.now_ns_ += node_.config_.kernel_call_cost_ns;
+  if (self_.kernel_calls == self_.kill_at_call) [[unlikely]] node_.kill_running(self_);
+  return true;
+}
 
 }  // namespace persim::kernel

@@ -22,15 +22,16 @@ struct ObjectHeader {
 
 // An intrusive FIFO of processes. A process is in at most one queue at a time
 // (the ready queue, or one wait queue), so the links live in the process.
+// The operations are defined in process.hpp, where Process is complete.
 class ProcessQueue {
  public:
   bool empty() const { return head_ == nullptr; }
   std::uint32_t size() const { return size_; }
   Process* front() const { return head_; }
-  void push_back(Process* p);
-  Process* pop_front();
-  void remove(Process* p);
-  bool contains(const Process* p) const;
+  inline void push_back(Process* p);
+  inline Process* pop_front();
+  inline void remove(Process* p);
+  inline bool contains(const Process* p) const;
 
  private:
   Process* head_ = nullptr;

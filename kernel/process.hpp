@@ -3,6 +3,7 @@
 #pragma once
 
 #include <boost/context/fiber.hpp>
+#include <cassert>
 #include <cstdint>
 #include <functional>
 #include <string>
@@ -97,5 +98,47 @@ struct Process : ObjectHeader {
   Error wake_error{};
   std::uint64_t wake_value = 0;
 };
+
+// The queue operations are inline: IPC takes a receiver off a queue and puts
+// one on it on every round trip.
+
+inline void ProcessQueue::push_back(Process* p) {
+  assert(p->queue == nullptr);
+  p->queue = this;
+  p->queue_prev = tail_;
+  p->queue_next = nullptr;
+  if (tail_ != nullptr) {
+    tail_->queue_next = p;
+  } else {
+    head_ = p;
+  }
+  tail_ = p;
+  ++size_;
+}
+
+inline void ProcessQueue::remove(Process* p) {
+  assert(p->queue == this);
+  if (p->queue_prev != nullptr) {
+    p->queue_prev->queue_next = p->queue_next;
+  } else {
+    head_ = p->queue_next;
+  }
+  if (p->queue_next != nullptr) {
+    p->queue_next->queue_prev = p->queue_prev;
+  } else {
+    tail_ = p->queue_prev;
+  }
+  p->queue = nullptr;
+  p->queue_prev = p->queue_next = nullptr;
+  --size_;
+}
+
+inline Process* ProcessQueue::pop_front() {
+  Process* p = head_;
+  if (p != nullptr) remove(p);
+  return p;
+}
+
+inline bool ProcessQueue::contains(const Process* p) const { return p->queue == this; }
 
 }  // namespace persim::kernel

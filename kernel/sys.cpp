@@ -6,15 +6,6 @@
 
 namespace persim::kernel {
 
-bool Sys::enter() {
-  if (self_.state == ProcessState::dead) return false;  // unwinding after a kill
-  ++self_.kernel_calls;
-  ++node_.kernel_calls_;
-  node_.now_ns_ += node_.config_.kernel_call_cost_ns;
-  if (self_.kernel_calls == self_.kill_at_call) node_.kill_running(self_);
-  return true;
-}
-
 Error Sys::fail(Op op, Error e, Handle h) {
   if (is_lookup_error(e)) node_.audit_failure(op, self_, e, h);
   node_.trace(op, &self_, e, h.raw());

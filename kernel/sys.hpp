@@ -80,7 +80,9 @@ class Sys {
 
  private:
   Result<Handle> derive_any(Handle from, ObjectType type, Rights mask, std::uint64_t badge);
-  bool enter();
+  // Liveness, accounting and the kill_at_call fault hook; false if the process
+  // is dead (unwinding). Defined in node.hpp: inline, it is on every call.
+  inline bool enter();
   Error fail(Op op, Error e, Handle h = {});
 
   Node& node_;

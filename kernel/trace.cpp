@@ -1,23 +1,8 @@
-// Trace hashing, the audit log, the process queue and the names of things.
-#define XXH_INLINE_ALL
-#include <xxhash.h>
-
+// The audit log and the names of things. (Node::trace is inline in node.hpp:
+// it is on every kernel call's path.)
 #include "kernel/node.hpp"
 
 namespace persim::kernel {
-
-void Node::trace(Op op, const Process* p, Error e, std::uint64_t arg, const Process* peer) {
-  TraceEvent ev{};
-  ev.time_ns = now_ns_;
-  ev.process = p != nullptr ? p->id.index : 0;
-  ev.process_generation = p != nullptr ? p->id.generation : 0;
-  ev.op = op;
-  ev.error = static_cast<std::uint8_t>(e);
-  ev.peer = peer != nullptr ? peer->id.index : 0;
-  ev.arg = arg;
-  trace_hash_ = XXH3_64bits_withSeed(&ev, sizeof ev, trace_hash_);
-  if (sink_ != nullptr) sink_->on_event(ev);
-}
 
 void Node::audit_failure(Op op, const Process& p, Error e, Handle h) {
   audit_.record({now_ns_, p.id.index, p.id.generation, op, e, h.raw()});
@@ -40,47 +25,6 @@ std::vector<AuditRecord> AuditLog::records() const {
   out.insert(out.end(), ring_.begin(), ring_.begin() + static_cast<std::ptrdiff_t>(next_));
   return out;
 }
-
-// ---------------------------------------------------------------- ProcessQueue
-
-void ProcessQueue::push_back(Process* p) {
-  assert(p->queue == nullptr);
-  p->queue = this;
-  p->queue_prev = tail_;
-  p->queue_next = nullptr;
-  if (tail_ != nullptr) {
-    tail_->queue_next = p;
-  } else {
-    head_ = p;
-  }
-  tail_ = p;
-  ++size_;
-}
-
-Process* ProcessQueue::pop_front() {
-  Process* p = head_;
-  if (p != nullptr) remove(p);
-  return p;
-}
-
-void ProcessQueue::remove(Process* p) {
-  assert(p->queue == this);
-  if (p->queue_prev != nullptr) {
-    p->queue_prev->queue_next = p->queue_next;
-  } else {
-    head_ = p->queue_next;
-  }
-  if (p->queue_next != nullptr) {
-    p->queue_next->queue_prev = p->queue_prev;
-  } else {
-    tail_ = p->queue_prev;
-  }
-  p->queue = nullptr;
-  p->queue_prev = p->queue_next = nullptr;
-  --size_;
-}
-
-bool ProcessQueue::contains(const Process* p) const { return p->queue == this; }
 
 // ---------------------------------------------------------------- names
 
