@@ -1,5 +1,6 @@
 // Capabilities: creation, the derivation tree, delete, revoke, and the host's
 // grant and inspection calls.
+#include <algorithm>
 #include <cassert>
 #include <map>
 #include <string>
@@ -100,9 +101,14 @@ void Node::object_unreferenced(ObjectHeader* object) {
     case ObjectType::notification: {
       auto* n = static_cast<Notification*>(object);
       while (Process* p = n->waiters.front()) make_ready(*p, Error::object_destroyed);
+      if (n->bound != nullptr) unbind(*n->bound);
+      while (!n->watched.empty()) unwatch(*n->watched.back());
       notifications_.destroy(n);
       return;
     }
+    case ObjectType::factory:
+      factories_.destroy(static_cast<Factory*>(object));
+      return;
     case ObjectType::reply: {
       auto* r = static_cast<Reply*>(object);
       if (Process* caller = r->caller) {
@@ -209,7 +215,13 @@ std::vector<std::string> Node::check_invariants() const {
     if (dead && p->queue != nullptr) problem(*p, "dead but still queued");
     if (dead && p->awaited_reply != nullptr) problem(*p, "dead but awaits a reply");
     if (dead && p->reaped && p->context.fiber) problem(*p, "reaped but its fiber survives");
-    if (p->state != ProcessState::embryo && !(dead && p->reaped)) ++with_stack;
+    const bool has_stack = p->state == ProcessState::embryo ? static_cast<bool>(p->context.fiber) : !(dead && p->reaped);
+    if (has_stack) ++with_stack;
+    if (p->bound != nullptr && p->bound->bound != p) problem(*p, "bound notification does not name it");
+    if (p->exit_watch != nullptr &&
+        std::find(p->exit_watch->watched.begin(), p->exit_watch->watched.end(), p) == p->exit_watch->watched.end())
+      problem(*p, "exit watch does not list it");
+    if (dead && (p->bound != nullptr || p->exit_watch != nullptr)) problem(*p, "dead but bound or watched");
     if (p->state == ProcessState::ready && p->queue != &ready_) problem(*p, "ready but not in the ready queue");
     if ((p->state == ProcessState::blocked_call) != (p->queue != nullptr && p->blocked_on != nullptr &&
                                                      p->queue == &p->blocked_on->senders))
@@ -248,7 +260,7 @@ std::vector<std::string> Node::check_invariants() const {
                        " processes own one");
   std::size_t objects = 0;
   for (const auto& entry : refs) objects += entry.first->type != ObjectType::process ? 1 : 0;
-  const std::size_t allocated = endpoints_.live() + notifications_.live() + replies_.live();
+  const std::size_t allocated = endpoints_.live() + notifications_.live() + replies_.live() + factories_.live();
   if (objects != allocated)
     problems.push_back("objects: " + std::to_string(allocated) + " allocated, " + std::to_string(objects) +
                        " reachable from a capability");

@@ -194,7 +194,11 @@ Result<Received> Sys::receive(Cap<Endpoint> ep, Message& request) {
   Received result;
   self_.receive_message = &request;
   self_.receive_result = &result;
-  Error e = n.take_queued_sender(endpoint, self_);
+  // A pending signal on the bound notification comes first: it is one word
+  // however often it was signalled, so it cannot starve callers.
+  Error e = self_.bound != nullptr && n.take_bound_notification(self_, result)
+                ? Error{}
+                : n.take_queued_sender(endpoint, self_);
   if (e == Error::would_block) {
     self_.state = ProcessState::blocked_receive;
     self_.blocked_on = &endpoint;
@@ -241,7 +245,9 @@ Result<Received> Sys::reply_receive(Cap<Reply> reply, const Message& response, C
   Received result;
   self_.receive_message = &request;
   self_.receive_result = &result;
-  Error e = n.take_queued_sender(endpoint, self_);
+  Error e = self_.bound != nullptr && n.take_bound_notification(self_, result)
+                ? Error{}
+                : n.take_queued_sender(endpoint, self_);
   if (e == Error::would_block) {
     self_.state = ProcessState::blocked_receive;
     self_.blocked_on = &endpoint;

@@ -41,6 +41,14 @@ inline constexpr std::size_t stacks_per_chunk = 256;
 // back to the run loop, so a ping-pong pair cannot starve the ready queue.
 inline constexpr std::uint32_t handoff_budget_max = 64;
 
+// Named grants a process is started with (its initial capability table), and
+// the longest grant name. Cost: a name and a handle per grant, in the process.
+inline constexpr std::size_t grants_max = 32;
+inline constexpr std::size_t grant_name_bytes_max = 64;
+// Programs a node can run (names registered by the host) and the longest name.
+inline constexpr std::size_t programs_max = 1024;
+inline constexpr std::size_t program_name_bytes_max = 64;
+
 // Audit records kept per node (a ring; counts are kept for all).
 inline constexpr std::size_t audit_records_max = 1024;
 

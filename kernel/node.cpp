@@ -118,8 +118,13 @@ void Node::on_exit(Process& p, ExitReason reason) {
   p.exit_reason = reason;
   p.context.unwind = true;
   trace(reason == ExitReason::killed ? Op::death : reason == ExitReason::crashed ? Op::crash : Op::exit, &p);
+  unbind(p);
+  p.caps_released = p.cspace.live();
   release_all_caps(p);
-  if (was_embryo) p.reaped = true;  // never had a fiber
+  notify_exit(p);
+  // An embryo made by the host has no fiber yet; one made by process_create
+  // has one that never ran, which the reaper ends like any other.
+  if (was_embryo && !p.context.fiber) p.reaped = true;
   reap_.push_back(&p);
 }
 
@@ -274,7 +279,7 @@ Result<ProcessId> Node::create_process(std::string name) {
 Status Node::start(ProcessId pid, Entry entry) {
   Process* p = find_live(pid);
   if (p == nullptr) return Error::bad_handle;
-  if (p->state != ProcessState::embryo) return Error::invalid_argument;
+  if (p->state != ProcessState::embryo || p->context.fiber) return Error::invalid_argument;
   p->context.fiber = start_fiber(*p, std::move(entry));
   p->state = ProcessState::ready;
   ready_.push_back(p);

@@ -94,6 +94,21 @@ class Node {
   // `mask`, optionally badged (only if unbadged). Needs no right: the host is trusted.
   Result<Handle> grant(ProcessId from, Handle h, ProcessId to, Rights mask, std::uint64_t badge = 0);
 
+  // Programs: named entry points processes can be created to run, by the host
+  // (`start`) or by a process holding a factory capability
+  // (Sys::process_create). Errors: invalid_argument (empty, over
+  // program_name_bytes_max, taken, or programs_max reached).
+  Status register_program(std::string name, Entry entry);
+  // A factory: the authority to create processes running registered programs.
+  Result<Handle> create_factory(ProcessId holder);
+  // Installs a child of `from`'s capability `h` in the embryo `to` under `name`
+  // in its initial table (see Sys::process_grant). Errors: bad_handle,
+  // invalid_argument, cspace_full.
+  Result<Handle> grant_named(ProcessId from, Handle h, ProcessId to, std::string name, Rights mask,
+                             std::uint64_t badge = 0);
+  // Starts an embryo running a registered program. Errors: as start, not_found.
+  Status start_program(ProcessId pid, std::string_view program);
+
   // Kill a process wherever it is suspended. Errors: bad_handle, object_dead.
   Status kill(ProcessId pid);
   // Fault hook: kill `pid` as it makes its n-th kernel call (1-based, counted
@@ -120,6 +135,10 @@ class Node {
   // The name given at creation; empty once the process object is freed.
   std::string name(ProcessId pid) const;
   std::optional<CapInfo> inspect(ProcessId pid, Handle h) const;
+  // Every process object, live or dead but still designated, in index order.
+  std::vector<ProcessId> process_ids() const;
+  // The process's initial table, as installed (empty for an unknown process).
+  std::vector<NamedGrant> grants(ProcessId pid) const;
   std::vector<Handle> handles(ProcessId pid) const;
   // Walks every table and queue; returns a description of each inconsistency.
   std::vector<std::string> check_invariants() const;
@@ -163,6 +182,17 @@ class Node {
   void release_all_caps(Process& p);
   void object_unreferenced(ObjectHeader* object);
   Result<CapNode*> derive_cap(Process& holder, CapNode* from, Process& to, Rights mask, std::uint64_t badge);
+
+  // ---- Processes made by processes (process_calls.cpp)
+  Status install_named(Process& from, CapNode* cap, Process& to, std::string_view name, Rights mask,
+                       std::uint64_t badge);
+  void unwatch(Process& p);
+  void unbind(Process& p);
+  void notify_exit(Process& p);
+  // A pending signal on the process's bound notification, if any, as a receive result.
+  bool take_bound_notification(Process& self, Received& result);
+  // Wakes a process blocked in receive with its bound notification's signal.
+  void deliver_notification(Process& receiver, std::uint64_t word);
 
   // ---- IPC (ipc.cpp)
   // Checks a message's bounds and looks up the capabilities it transfers (each
@@ -230,6 +260,8 @@ class Node {
   Pool<Endpoint> endpoints_;
   Pool<Notification> notifications_;
   Pool<Reply> replies_;
+  Pool<Factory, 16> factories_;
+  std::map<std::string, Entry, std::less<>> programs_;  // ordered: deterministic
 
   // ProcessId index -> process (null when the index is free). Index 0 unused.
   std::vector<Process*> table_;

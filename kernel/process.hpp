@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "kernel/cspace.hpp"
 #include "kernel/message.hpp"
@@ -41,10 +42,13 @@ enum class ProcessState : std::uint8_t {
 };
 const char* to_string(ProcessState s) noexcept;
 
-// Why a process is gone.
-enum class ExitReason : std::uint8_t { none, returned, crashed, killed };
 
 using Entry = std::function<void(Sys&)>;
+
+struct NamedGrant {
+  std::string name;
+  Handle handle;
+};
 
 // A suspended execution context: a process, or the run loop itself.
 struct Context {
@@ -97,6 +101,17 @@ struct Process : ObjectHeader {
   // Set by whoever wakes it; read when it resumes.
   Error wake_error{};
   std::uint64_t wake_value = 0;
+
+  // Its initial capability table: what its creator granted it, by name. The
+  // handles are as installed; one the process deleted since is simply stale.
+  std::vector<NamedGrant> grants;
+  // The notification its receive also waits for (Sys::notification_bind).
+  Notification* bound = nullptr;
+  // Signalled with `exit_badge` when this process exits (Sys::process_watch).
+  Notification* exit_watch = nullptr;
+  std::uint64_t exit_badge = 0;
+  // How many capabilities it held when it died: what its death severed.
+  std::uint32_t caps_released = 0;
 };
 
 // The queue operations are inline: IPC takes a receiver off a queue and puts

@@ -26,8 +26,9 @@ enum class Error : std::uint8_t {
   would_block,          // a non-blocking call found nothing
   process_limit,        // processes_max reached
   object_dead,          // the process a capability designates has exited
+  not_found,            // no program, or no grant, of that name
 };
-inline constexpr int error_count = static_cast<int>(Error::object_dead) + 1;
+inline constexpr int error_count = static_cast<int>(Error::not_found) + 1;
 
 std::string_view to_string(Error e) noexcept;
 

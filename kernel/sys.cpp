@@ -77,6 +77,8 @@ Status Sys::signal(Cap<Notification> n) {
   const std::uint64_t badge = cap.value()->badge;
   if (Process* waiter = note.waiters.front()) {
     node_.make_ready(*waiter, Error{}, badge);
+  } else if (note.bound != nullptr && note.bound->state == ProcessState::blocked_receive) {
+    node_.deliver_notification(*note.bound, badge);
   } else {
     note.word |= badge;
     note.pending = true;

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string_view>
 
 #include "kernel/handle.hpp"
 #include "kernel/message.hpp"
@@ -69,6 +70,49 @@ class Sys {
   // Kills the designated process. Errors: lookup errors (needs control),
   // object_dead. Killing oneself does not return.
   Status kill(Cap<Process> p);
+
+  // ---- Creating and watching processes (what a supervisor does).
+  // A new process that will run the node's program `program` once started; the
+  // caller gets its capability with all rights. Nothing runs until
+  // process_start. Errors: lookup errors (needs send on the factory),
+  // not_found (no such program), invalid_argument (a name over
+  // program_name_bytes_max), process_limit, cspace_full.
+  Result<Cap<Process>> process_create(Cap<Factory> factory, std::string_view program, std::string_view name);
+  // Installs in a process that has not started a child of `cap` (rights held &
+  // mask, optionally badged as derive does) under `name` in its initial table.
+  // Errors: lookup errors (control on the process; grant on the capability),
+  // invalid_argument (started already, name empty, too long or taken, over
+  // grants_max; a badge where derive refuses one), object_dead, cspace_full.
+  Status process_grant(Cap<Process> p, std::string_view name, AnyCap cap, Rights mask, std::uint64_t badge = 0);
+  // Starts a process created by process_create. Errors: lookup errors (needs
+  // control), invalid_argument (started already), object_dead.
+  Status process_start(Cap<Process> p);
+  // Signals `n` (with the badge of that capability) when the process exits, at
+  // once if it has already; replaces an earlier watch. Errors: lookup errors
+  // (control on the process, send on the notification).
+  Status process_watch(Cap<Process> p, Cap<Notification> n);
+  struct ProcessStatus {
+    bool alive = false;
+    ExitReason exit_reason = ExitReason::none;  // once dead
+    std::uint32_t caps_released = 0;           // once dead: what its death severed
+  };
+  // Errors: lookup errors (needs control).
+  Result<ProcessStatus> process_status(Cap<Process> p);
+
+  // This process's grant named `name`, as its creator installed it. Errors:
+  // not_found; wrong_type if it designates something other than T.
+  template <class T>
+  Result<Cap<T>> granted(std::string_view name) {
+    Result<Handle> h = granted_any(name, Cap<T>::type);
+    if (!h) return h.error();
+    return Cap<T>(h.value());
+  }
+
+  // Binds a notification to this process: a receive on any endpoint also
+  // returns (Received::notified) when it is signalled. One at a time; binding
+  // another replaces it. Errors: lookup errors (needs receive),
+  // invalid_argument (bound to another process).
+  Status notification_bind(Cap<Notification> n);
   std::uint64_t now_ns() const;
   // May suspend. Time is virtual: the run loop jumps to the next deadline.
   Status sleep_for(std::uint64_t ns);
@@ -80,6 +124,7 @@ class Sys {
 
  private:
   Result<Handle> derive_any(Handle from, ObjectType type, Rights mask, std::uint64_t badge);
+  Result<Handle> granted_any(std::string_view name, ObjectType type);
   // Liveness, accounting and the kill_at_call fault hook; false if the process
   // is dead (unwinding). Defined in node.hpp: inline, it is on every call.
   inline bool enter();

@@ -31,6 +31,13 @@ enum class Op : std::uint16_t {
   kill,
   sleep,
   yield,
+  process_create,
+  process_grant,
+  process_start,
+  process_watch,
+  process_status,
+  notification_bind,
+  granted,
   // lifecycle and run-loop events
   spawn,
   start,
