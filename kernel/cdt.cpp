@@ -58,7 +58,10 @@ void Node::destroy_cap(CapNode* cap, SlotEnd end) {
     if (cap->parent != nullptr) link_child(cap->parent, child);
   }
   unlink_from_parent(cap);
-  cap->owner->cspace.remove(cap, end);
+  // A process waiting through this capability loses the authority to wait.
+  Process* owner = cap->owner;
+  if (owner->blocked_via == cap && owner->state != ProcessState::dead) make_ready(*owner, Error::severed);
+  owner->cspace.remove(cap, end);
   ObjectHeader* object = cap->object;
   caps_.destroy(cap);
   assert(object->cap_refs > 0);

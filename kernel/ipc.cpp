@@ -93,8 +93,10 @@ void Node::deliver(const SendPlan& plan, Process& sender, Process& receiver) {
   receiver.receive_result->badge = plan.badge;
   receiver.receive_result->reply = reply;
   receiver.wake_error = Error{};
+  receiver.blocked_via = nullptr;  // it has its call: nothing to sever any more
   sender.send_message = nullptr;
   sender.blocked_on = nullptr;
+  sender.blocked_via = nullptr;
   sender.state = ProcessState::blocked_reply;
 }
 
@@ -109,6 +111,9 @@ Error Node::take_queued_sender(Endpoint& ep, Process& receiver) {
     Handle failed;
     const Error e = cap ? validate_message(*sender, *sender->send_message, plan, &failed) : cap.error();
     if (e != Error{}) {
+      // A capability it was sending went while it waited: a failed lookup of
+      // the sender's, audited like one made at the call.
+      if (is_lookup_error(e)) audit_failure(Op::call, *sender, e, cap ? failed : sender->send_handle);
       make_ready(*sender, e);
       continue;
     }
@@ -174,6 +179,7 @@ Status Sys::call(Cap<Endpoint> ep, const Message& request, Message& response) {
     if (server != nullptr) n.make_ready(*server, Error::cspace_full);
     self_.state = ProcessState::blocked_call;
     self_.blocked_on = &endpoint;
+    self_.blocked_via = cap.value();
     endpoint.senders.push_back(&self_);
     n.block(self_, nullptr);
   }
@@ -202,6 +208,7 @@ Result<Received> Sys::receive(Cap<Endpoint> ep, Message& request) {
   if (e == Error::would_block) {
     self_.state = ProcessState::blocked_receive;
     self_.blocked_on = &endpoint;
+    self_.blocked_via = cap.value();
     endpoint.receivers.push_back(&self_);
     n.block(self_, nullptr);
     e = self_.wake_error;
@@ -251,6 +258,7 @@ Result<Received> Sys::reply_receive(Cap<Reply> reply, const Message& response, C
   if (e == Error::would_block) {
     self_.state = ProcessState::blocked_receive;
     self_.blocked_on = &endpoint;
+    self_.blocked_via = cap.value();
     endpoint.receivers.push_back(&self_);
     n.block(self_, caller);  // hand the processor to the caller just answered
     e = self_.wake_error;

@@ -13,19 +13,21 @@ inline constexpr unsigned handle_slot_bits = 12;
 inline constexpr unsigned handle_generation_bits = 20;
 static_assert(handle_slot_bits + handle_generation_bits == 32, "handle fields must cover the word");
 
-// Capability slots one process may hold. Cost: 24 bytes a slot, grown on demand.
+// Capability slots one process may hold. Cost: 16 bytes a slot, grown on
+// demand, plus a 64-byte capability node per capability held.
 inline constexpr std::uint32_t cspace_slots_max = 1u << handle_slot_bits;
 // A slot whose generation reaches this is retired, never reused: a stale handle
 // can never come to name a new capability by wrapping around.
 inline constexpr std::uint32_t generation_max = (1u << handle_generation_bits) - 1;
 
-// IPC message bounds. Cost: a message buffer is a bit over 300 bytes on the stack
-// of each party; only `length` bytes are copied.
+// IPC message bounds. Cost: a Message is 288 bytes on the stack of each party;
+// only `length` bytes are copied.
 inline constexpr std::size_t msg_bytes_max = 240;
 inline constexpr std::size_t msg_caps_max = 4;
 static_assert(msg_caps_max < cspace_slots_max);
 
-// Live processes on one node (ProcessId index width).
+// Process objects on one node, live or dead but still designated by a
+// capability (ProcessId index width; index 0 is never used).
 inline constexpr std::uint32_t processes_max = 1u << 22;
 
 // Default fiber stack. Only touched pages become resident: a process blocked in

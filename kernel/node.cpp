@@ -63,6 +63,7 @@ void Node::detach(Process& p) {
   p.timer_seq = 0;
   p.blocked_on = nullptr;
   p.waiting_on = nullptr;
+  p.blocked_via = nullptr;
   p.send_message = nullptr;
   p.receive_message = nullptr;
   p.receive_result = nullptr;
@@ -202,6 +203,17 @@ void Node::fire_due(std::uint64_t until_ns) {
   }
 }
 
+void Node::drop_stale_timers() {
+  while (!timers_.empty()) {
+    const Timer& t = timers_.front();
+    if (t.sleeper.is_null()) return;
+    const Process* p = find(t.sleeper);
+    if (p != nullptr && p->state == ProcessState::sleeping && p->timer_seq == t.seq) return;
+    std::pop_heap(timers_.begin(), timers_.end(), TimerLater{});
+    timers_.pop_back();
+  }
+}
+
 RunOutcome Node::run(RunLimits limits) {
   assert(!in_run_ && current_ == nullptr && "run() is not reentrant");
   in_run_ = true;
@@ -228,6 +240,8 @@ RunOutcome Node::run(RunLimits limits) {
     // Real I/O (terminal, links) enters through Asio handlers; none in simulations.
     io_.restart();
     if (io_.poll() > 0) continue;
+    // A timer whose sleeper was killed must not move time forward.
+    drop_stale_timers();
     if (timers_.empty()) {
       outcome = RunOutcome::quiescent;
       break;

@@ -237,6 +237,8 @@ class Node {
   void reap();
   void maybe_free(Process& p);
   void fire_due(std::uint64_t until_ns);
+  // Pops the timers at the top of the heap whose sleeper is gone or awake.
+  void drop_stale_timers();
   std::uint64_t next_deadline() const { return timers_.empty() ? UINT64_MAX : timers_.front().deadline_ns; }
   void add_timer(std::uint64_t deadline_ns, ProcessId sleeper, std::function<void(Node&)> event);
 

@@ -96,6 +96,10 @@ struct Process : ObjectHeader {
   Reply* awaited_reply = nullptr;         // blocked_reply: the reply object it waits on
   Endpoint* blocked_on = nullptr;         // blocked_call/blocked_receive
   Notification* waiting_on = nullptr;     // blocked_wait
+  // blocked_call/blocked_receive/blocked_wait: the capability it waits
+  // through. If that capability goes (revoked, or its holder's ancestor died),
+  // the wait ends with severed: authority is checked for the whole wait.
+  const CapNode* blocked_via = nullptr;
   std::uint64_t timer_seq = 0;            // sleeping: the timer that wakes it
 
   // Set by whoever wakes it; read when it resumes.

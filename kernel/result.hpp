@@ -13,7 +13,7 @@ namespace persim::kernel {
 // reported in this order: bad_handle, severed, wrong_type, insufficient_rights.
 enum class Error : std::uint8_t {
   bad_handle = 1,       // not a live handle of this process (made up, stale, null)
-  severed,              // was a capability, but it was revoked or its holder's parent died
+  severed,              // was a capability, but it was revoked, or an ancestor's holder died
   wrong_type,           // names a capability of another object type
   insufficient_rights,  // the capability lacks a right the operation needs
   invalid_argument,     // e.g. a badge on an already badged capability

@@ -39,7 +39,7 @@ class Sys {
   }
 
   // Drops the caller's capability. Its children stay, attached to its parent.
-  // Errors: bad_handle, severed (which also frees the slot).
+  // Errors: bad_handle, severed (the capability is already gone; nothing changes).
   Status delete_cap(AnyCap cap);
   // Removes every descendant of the capability, in every process; keeps it.
   // Errors: lookup errors (needs revoke).
@@ -48,11 +48,14 @@ class Sys {
   // ---- IPC.
   // Sends `request` and waits for the reply, which lands in `response`. May
   // suspend. Errors: lookup errors (needs send; transferred caps need grant),
-  // message_too_large, too_many_caps, object_destroyed, peer_died, cspace_full.
+  // message_too_large, too_many_caps, object_destroyed, peer_died; severed if
+  // the endpoint capability or a transferred one went while the call waited in
+  // the queue. A receiver without room is told (cspace_full) and the call waits.
   Status call(Cap<Endpoint> ep, const Message& request, Message& response);
   // Waits for a call. May suspend. Errors: lookup errors (needs receive),
-  // object_destroyed, cspace_full (no room for the reply capability and the
-  // transferred ones; the call stays queued).
+  // object_destroyed, severed (the capability went while waiting), cspace_full
+  // (no room for the reply capability and the transferred ones; the call stays
+  // queued).
   Result<Received> receive(Cap<Endpoint> ep, Message& request);
   // Answers a call and consumes the reply capability. Does not suspend. Errors:
   // lookup errors, message_too_large, too_many_caps, peer_died (the caller is
@@ -120,6 +123,7 @@ class Sys {
   Status yield();
   // This process's own stream of the node's seed.
   std::uint64_t random();
+  // Uniform in [0, bound); 0 when bound is 0.
   std::uint64_t random_below(std::uint64_t bound);
 
  private:

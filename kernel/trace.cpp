@@ -114,8 +114,6 @@ std::string_view to_string(Op op) noexcept {
     case Op::exit: return "exit";
     case Op::crash: return "crash";
     case Op::death: return "death";
-    case Op::wake: return "wake";
-    case Op::deliver: return "deliver";
     case Op::timer: return "timer";
     case Op::grant: return "grant";
   }

@@ -44,8 +44,6 @@ enum class Op : std::uint16_t {
   exit,
   crash,      // the process's entry threw
   death,      // killed (by a capability holder, the host, or a fault)
-  wake,       // a blocked process became ready
-  deliver,    // a message reached a receiver
   timer,      // a host event fired
   grant,      // the host installed a capability
 };
