@@ -195,27 +195,34 @@ class Node {
   void deliver_notification(Process& receiver, std::uint64_t word);
 
   // ---- IPC (ipc.cpp)
+  // The functions marked inline are the round trip's steps. They are defined
+  // in ipc.cpp, the only file that calls them, and inline so that a call or a
+  // reply_receive compiles to one function with no calls but the payload copy
+  // and the fiber switch.
+
   // Checks a message's bounds and looks up the capabilities it transfers (each
   // needs grant) into `plan`. On a lookup error, `*failed` names the handle.
-  Error validate_message(Process& sender, const Message& m, SendPlan& plan, Handle* failed);
+  inline Error validate_message(Process& sender, const Message& m, SendPlan& plan, Handle* failed);
   Error lookup_transfers(Process& sender, const Message& m, SendPlan& plan, Handle* failed);
   // Moves a validated call from `sender` to `receiver`; the receiver has room.
-  void deliver(const SendPlan& plan, Process& sender, Process& receiver);
+  inline void deliver(const SendPlan& plan, Process& sender, Process& receiver);
   // Copies transferred capabilities into `to` as children of the sender's.
   void transfer_caps(const SendPlan& plan, const Message& from, Process& to, Message& into);
   // Receive side: takes the first queued caller that still validates.
   // Errors: would_block (none queued), cspace_full (no room for the first).
-  Error take_queued_sender(Endpoint& ep, Process& receiver);
+  inline Error take_queued_sender(Endpoint& ep, Process& receiver);
+  Error take_queued_sender_slow(Endpoint& ep, Process& receiver);
   // Reply side of reply/reply_receive: validates, copies, consumes the reply
   // capability. On success `*caller` is the process to wake.
-  Error answer(Process& self, Handle reply, const Message& m, Process** caller, Handle* failed);
+  inline Error answer(Process& self, Handle reply, const Message& m, Process** caller, Handle* failed);
   std::uint32_t slots_needed(const Message& m) const { return m.cap_count + 1; }
   // The one-shot reply capability of `caller`'s call, minted into `receiver`
   // (which has room): send right only, no parent. Consumed by the reply.
-  Cap<Reply> mint_reply(Process& receiver, Process& caller);
-  // Deletes a reply capability (the reply was sent, or its caller is gone) and,
-  // with its last capability, the reply object.
-  void consume_reply(CapNode* cap);
+  inline Cap<Reply> mint_reply(Process& receiver, Process& caller);
+  // Deletes a reply capability whose reply object no longer names a caller (the
+  // reply was sent, or the caller is gone) and, with its last capability, the
+  // reply object.
+  inline void consume_reply(CapNode* cap);
 
   // ---- Scheduling (node.cpp)
   void make_ready(Process& p, Error e = Error{}, std::uint64_t value = 0);
