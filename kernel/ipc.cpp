@@ -195,7 +195,7 @@ inline Error Node::answer(Process& self, Handle reply, const Message& m, Process
 
 // ---------------------------------------------------------------- Sys
 
-Status Sys::call(Cap<Endpoint> ep, const Message& request, Message& response) {
+Error Sys::call_begin(Cap<Endpoint> ep, const Message& request, Message& response, Process** next) {
   if (!enter()) return Error::killed;
   Node& n = node_;
   const Result<CapNode*> cap =
@@ -214,7 +214,7 @@ Status Sys::call(Cap<Endpoint> ep, const Message& request, Message& response) {
   if (server != nullptr && server->cspace.free_slots() >= n.slots_needed(request)) {
     endpoint.receivers.remove(server);
     n.deliver(plan, self_, *server);
-    n.block(self_, server);  // hand the processor to the server
+    *next = n.block_or_hand_off(self_, server);  // hand the processor to the server
   } else {
     // The waiting receiver has no room for the reply capability: tell it, queue the call.
     if (server != nullptr) n.make_ready(*server, Error::cspace_full);
@@ -224,8 +224,12 @@ Status Sys::call(Cap<Endpoint> ep, const Message& request, Message& response) {
     endpoint.senders.push_back(&self_);
     n.block(self_, nullptr);
   }
+  return Error{};
+}
+
+Status Sys::call_end(const Message& response) {
   const Error e = self_.wake_error;
-  n.trace(Op::call, &self_, e, response.length);
+  node_.trace(Op::call, &self_, e, response.length);
   if (e != Error{}) return e;
   return {};
 }
@@ -273,8 +277,8 @@ Status Sys::reply(Cap<Reply> reply, const Message& response) {
   return {};
 }
 
-Result<Received> Sys::reply_receive(Cap<Reply> reply, const Message& response, Cap<Endpoint> ep,
-                                    Message& request) {
+Error Sys::reply_receive_begin(Cap<Reply> reply, const Message& response, Cap<Endpoint> ep, Message& request,
+                               Received* result, Process** next) {
   if (!enter()) return Error::killed;
   Node& n = node_;
   // Decode both halves before acting on either.
@@ -290,25 +294,29 @@ Result<Received> Sys::reply_receive(Cap<Reply> reply, const Message& response, C
   if (replied != Error{} && replied != Error::peer_died) return fail(Op::reply_receive, replied, failed);
   n.trace(Op::reply, &self_, replied, response.length, caller);
 
-  Received result;
   self_.receive_message = &request;
-  self_.receive_result = &result;
-  Error e = self_.bound != nullptr && n.take_bound_notification(self_, result)
-                ? Error{}
-                : n.take_queued_sender(endpoint, self_);
+  self_.receive_result = result;
+  const Error e = self_.bound != nullptr && n.take_bound_notification(self_, *result)
+                      ? Error{}
+                      : n.take_queued_sender(endpoint, self_);
   if (e == Error::would_block) {
     self_.state = ProcessState::blocked_receive;
     self_.blocked_on = &endpoint;
     self_.blocked_via = cap.value();
     endpoint.receivers.push_back(&self_);
-    n.block(self_, caller);  // hand the processor to the caller just answered
-    e = self_.wake_error;
-  } else if (caller != nullptr) {
-    n.make_ready(*caller);
+    *next = n.block_or_hand_off(self_, caller);  // hand the processor to the caller just answered
+    return Error{};  // receive_end reads how the receive went from wake_error
   }
+  if (caller != nullptr) n.make_ready(*caller);
+  self_.wake_error = e;
+  return Error{};
+}
+
+Result<Received> Sys::receive_end(const Received& result) {
+  const Error e = self_.wake_error;
   self_.receive_message = nullptr;
   self_.receive_result = nullptr;
-  n.trace(Op::receive, &self_, e, result.badge);
+  node_.trace(Op::receive, &self_, e, result.badge);
   if (e != Error{}) return e;
   return result;
 }

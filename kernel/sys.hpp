@@ -51,7 +51,7 @@ class Sys {
   // message_too_large, too_many_caps, object_destroyed, peer_died; severed if
   // the endpoint capability or a transferred one went while the call waited in
   // the queue. A receiver without room is told (cspace_full) and the call waits.
-  Status call(Cap<Endpoint> ep, const Message& request, Message& response);
+  inline Status call(Cap<Endpoint> ep, const Message& request, Message& response);
   // Waits for a call. May suspend. Errors: lookup errors (needs receive),
   // object_destroyed, severed (the capability went while waiting), cspace_full
   // (no room for the reply capability and the transferred ones; the call stays
@@ -62,7 +62,8 @@ class Sys {
   // gone; the capability is consumed), cspace_full (the caller's space is full).
   Status reply(Cap<Reply> reply, const Message& response);
   // reply, then receive; hands the processor straight to the caller replied to.
-  Result<Received> reply_receive(Cap<Reply> reply, const Message& response, Cap<Endpoint> ep, Message& request);
+  inline Result<Received> reply_receive(Cap<Reply> reply, const Message& response, Cap<Endpoint> ep,
+                                       Message& request);
 
   // ---- Notifications: a word of badge bits, signalled asynchronously.
   Status signal(Cap<Notification> n);                    // needs send
@@ -129,6 +130,18 @@ class Sys {
  private:
   Result<Handle> derive_any(Handle from, ObjectType type, Rights mask, std::uint64_t badge);
   Result<Handle> granted_any(std::string_view name, ObjectType type);
+
+  // call and reply_receive are inline (in node.hpp) and switch fibers there, in
+  // the program's own code: see the comment on Sys::call. These are the parts
+  // before and after the switch. The `begin` parts return an error if the call
+  // failed before anything happened (already traced), else set `*next` to the
+  // process to hand the processor to, or to null if they already blocked and
+  // resumed the ordinary way.
+  Error call_begin(Cap<Endpoint> ep, const Message& request, Message& response, Process** next);
+  Status call_end(const Message& response);
+  Error reply_receive_begin(Cap<Reply> reply, const Message& response, Cap<Endpoint> ep, Message& request,
+                            Received* result, Process** next);
+  Result<Received> receive_end(const Received& result);
   // Liveness, accounting and the kill_at_call fault hook; false if the process
   // is dead (unwinding). Defined in node.hpp: inline, it is on every call.
   inline bool enter();
@@ -139,3 +152,7 @@ class Sys {
 };
 
 }  // namespace persim::kernel
+
+// The inline kernel calls need Node; node.hpp includes this file first, so
+// whichever of the two a program includes, both classes are complete there.
+#include "kernel/node.hpp"
