@@ -130,6 +130,7 @@ inline void Node::deliver(const SendPlan& plan, Process& sender, Process& receiv
   receiver.receive_result->reply = reply;
   receiver.wake_error = Error{};
   receiver.blocked_via = nullptr;  // it has its call: nothing to sever any more
+  receiver.timer_seq = 0;          // nor a receive_until deadline to keep
   sender.send_message = nullptr;
   sender.blocked_on = nullptr;
   sender.blocked_via = nullptr;
@@ -234,7 +235,9 @@ Status Sys::call_end(const Message& response) {
   return {};
 }
 
-Result<Received> Sys::receive(Cap<Endpoint> ep, Message& request) {
+Result<Received> Sys::receive(Cap<Endpoint> ep, Message& request) { return receive_until(ep, request, UINT64_MAX); }
+
+Result<Received> Sys::receive_until(Cap<Endpoint> ep, Message& request, std::uint64_t deadline_ns) {
   if (!enter()) return Error::killed;
   Node& n = node_;
   const Result<CapNode*> cap =
@@ -250,11 +253,13 @@ Result<Received> Sys::receive(Cap<Endpoint> ep, Message& request) {
   Error e = self_.bound != nullptr && n.take_bound_notification(self_, result)
                 ? Error{}
                 : n.take_queued_sender(endpoint, self_);
+  if (e == Error::would_block && deadline_ns <= n.now_ns_) e = Error::timed_out;
   if (e == Error::would_block) {
     self_.state = ProcessState::blocked_receive;
     self_.blocked_on = &endpoint;
     self_.blocked_via = cap.value();
     endpoint.receivers.push_back(&self_);
+    if (deadline_ns != UINT64_MAX) n.add_timer(deadline_ns, self_.id, {});
     n.block(self_, nullptr);
     e = self_.wake_error;
   }

@@ -352,5 +352,42 @@ TEST(Ipc, TransferRevokedWhileQueuedIsAudited) {
   expect_consistent(node);
 }
 
+// Property: receive_until returns timed_out at its deadline when no call
+// comes; a call before the deadline is received, and the deadline it had then
+// does not cut short a later plain receive.
+TEST(Ipc, ReceiveUntilTimesOutAtItsDeadlineOnly) {
+  Node node(test_config());
+  const ProcessId server = node.create_process("server").value();
+  const Handle ep = node.create_endpoint(server).value();
+  const ProcessId client = node.create_process("client").value();
+  const Handle client_ep = node.grant(server, ep, client, Rights::send()).value();
+  std::vector<std::pair<std::uint64_t, Error>> seen;  // (time, outcome)
+  node.start(server, [&](Sys& sys) {
+        Message m{};
+        auto note = [&](const Result<Received>& r) { seen.emplace_back(sys.now_ns(), r ? Error{} : r.error()); };
+        note(sys.receive_until(Cap<Endpoint>(ep), m, 100));  // nobody calls: times out at 100
+        Result<Received> r = sys.receive_until(Cap<Endpoint>(ep), m, 1000);  // the call at 300 comes first
+        note(r);
+        if (r) (void)sys.reply(r->reply, m);
+        r = sys.receive(Cap<Endpoint>(ep), m);  // plain: the old deadline (1000) must not end it
+        note(r);
+        if (r) (void)sys.reply(r->reply, m);
+        note(sys.receive_until(Cap<Endpoint>(ep), m, 0));  // deadline passed: at once
+      })
+      .ok();
+  node.start(client, [&](Sys& sys) {
+        Message m{}, out{};
+        (void)sys.sleep_for(300);
+        EXPECT_TRUE(sys.call(Cap<Endpoint>(client_ep), m, out).ok());
+        (void)sys.sleep_for(2000);
+        EXPECT_TRUE(sys.call(Cap<Endpoint>(client_ep), m, out).ok());
+      })
+      .ok();
+  node.run();
+  EXPECT_EQ(seen, (std::vector<std::pair<std::uint64_t, Error>>{
+                      {100, Error::timed_out}, {300, Error{}}, {2300, Error{}}, {2300, Error::timed_out}}));
+  expect_consistent(node);
+}
+
 }  // namespace
 }  // namespace persim::kernel

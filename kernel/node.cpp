@@ -199,7 +199,8 @@ void Node::fire_due(std::uint64_t until_ns) {
       continue;
     }
     Process* p = find(t.sleeper);
-    if (p != nullptr && p->state == ProcessState::sleeping && p->timer_seq == t.seq) make_ready(*p);
+    if (p == nullptr || !timer_is_live(*p, t.seq)) continue;
+    make_ready(*p, p->state == ProcessState::blocked_receive ? Error::timed_out : Error{});
   }
 }
 
@@ -208,7 +209,7 @@ void Node::drop_stale_timers() {
     const Timer& t = timers_.front();
     if (t.sleeper.is_null()) return;
     const Process* p = find(t.sleeper);
-    if (p != nullptr && p->state == ProcessState::sleeping && p->timer_seq == t.seq) return;
+    if (p != nullptr && timer_is_live(*p, t.seq)) return;
     std::pop_heap(timers_.begin(), timers_.end(), TimerLater{});
     timers_.pop_back();
   }

@@ -257,6 +257,11 @@ class Node {
   void fire_due(std::uint64_t until_ns);
   // Pops the timers at the top of the heap whose sleeper is gone or awake.
   void drop_stale_timers();
+  // A process's timer still counts while it sleeps, or waits in receive_until, on it.
+  static bool timer_is_live(const Process& p, std::uint64_t seq) {
+    return p.timer_seq == seq &&
+           (p.state == ProcessState::sleeping || p.state == ProcessState::blocked_receive);
+  }
   std::uint64_t next_deadline() const { return timers_.empty() ? UINT64_MAX : timers_.front().deadline_ns; }
   void add_timer(std::uint64_t deadline_ns, ProcessId sleeper, std::function<void(Node&)> event);
 

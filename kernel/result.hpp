@@ -27,8 +27,9 @@ enum class Error : std::uint8_t {
   process_limit,        // processes_max reached
   object_dead,          // the process a capability designates has exited
   not_found,            // no program, or no grant, of that name
+  timed_out,            // receive_until's deadline came first
 };
-inline constexpr int error_count = static_cast<int>(Error::not_found) + 1;
+inline constexpr int error_count = static_cast<int>(Error::timed_out) + 1;
 
 std::string_view to_string(Error e) noexcept;
 

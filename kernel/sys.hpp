@@ -57,6 +57,9 @@ class Sys {
   // (no room for the reply capability and the transferred ones; the call stays
   // queued).
   Result<Received> receive(Cap<Endpoint> ep, Message& request);
+  // receive, giving up with timed_out once virtual time reaches `deadline_ns`
+  // (at once if it has). May suspend.
+  Result<Received> receive_until(Cap<Endpoint> ep, Message& request, std::uint64_t deadline_ns);
   // Answers a call and consumes the reply capability. Does not suspend. Errors:
   // lookup errors, message_too_large, too_many_caps, peer_died (the caller is
   // gone; the capability is consumed), cspace_full (the caller's space is full).

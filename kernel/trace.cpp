@@ -45,6 +45,7 @@ std::string_view to_string(Error e) noexcept {
     case Error::process_limit: return "process_limit";
     case Error::object_dead: return "object_dead";
     case Error::not_found: return "not_found";
+    case Error::timed_out: return "timed_out";
   }
   return "unknown_error";
 }
