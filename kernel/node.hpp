@@ -106,6 +106,9 @@ class Node {
   // invalid_argument, cspace_full.
   Result<Handle> grant_named(ProcessId from, Handle h, ProcessId to, std::string name, Rights mask,
                              std::uint64_t badge = 0);
+  // Names a capability the embryo `pid` already holds in its initial table.
+  // Errors: bad_handle, invalid_argument (started, or the name is taken).
+  Status name_grant(ProcessId pid, std::string name, Handle h);
   // Starts an embryo running a registered program. Errors: as start, not_found.
   Status start_program(ProcessId pid, std::string_view program);
 

@@ -53,6 +53,18 @@ Result<Handle> Node::grant_named(ProcessId from, Handle h, ProcessId to, std::st
   return granted;
 }
 
+Status Node::name_grant(ProcessId pid, std::string name, Handle h) {
+  Process* p = find_live(pid);
+  if (p == nullptr || !p->cspace.lookup_any(h, HandleValidation::full)) return Error::bad_handle;
+  const bool taken =
+      std::any_of(p->grants.begin(), p->grants.end(), [&](const NamedGrant& g) { return g.name == name; });
+  if (p->state != ProcessState::embryo || !valid_name(name, grant_name_bytes_max) || taken ||
+      p->grants.size() >= grants_max)
+    return Error::invalid_argument;
+  p->grants.push_back({std::move(name), h});
+  return {};
+}
+
 Status Node::start_program(ProcessId pid, std::string_view program) {
   const auto it = programs_.find(program);
   if (it == programs_.end()) return Error::not_found;

@@ -57,7 +57,8 @@ class Sessions {
         sys.derive(ep, Rights::send() | Rights::grant() | Rights::revoke(), badge);
     if (!minted) return ServiceError::failed;
     sessions_.emplace(badge, Entry{std::move(session), *minted});
-    reply.attach(*minted, Rights::send());
+    // send and grant: the supervisor passes it on to the client, send-only.
+    reply.attach(*minted, Rights::send() | Rights::grant());
     return ServiceError::ok;
   }
 
