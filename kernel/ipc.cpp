@@ -30,7 +30,7 @@ void copy_two_words(std::byte* to, const std::byte* from, std::size_t n) {
   std::memcpy(to + n - sizeof tail, &tail, sizeof tail);
 }
 
-void copy_bytes(std::byte* to, const std::byte* from, std::size_t n) {
+[[gnu::always_inline]] inline void copy_bytes(std::byte* to, const std::byte* from, std::size_t n) {
   assert(n <= msg_bytes_max);
   static_assert(small_payload_bytes_max == 2 * sizeof(std::uint64_t));
   if (n > small_payload_bytes_max) {
@@ -55,7 +55,7 @@ void copy_payload(Message& to, const Message& from) {
 
 }  // namespace
 
-inline Error Node::validate_message(Process& sender, const Message& m, SendPlan& plan, Handle* failed) {
+[[gnu::always_inline]] inline Error Node::validate_message(Process& sender, const Message& m, SendPlan& plan, Handle* failed) {
   if (m.length > msg_bytes_max) return Error::message_too_large;
   if (m.cap_count > msg_caps_max) return Error::too_many_caps;
   return m.cap_count == 0 ? Error{} : lookup_transfers(sender, m, plan, failed);
@@ -87,7 +87,7 @@ void Node::transfer_caps(const SendPlan& plan, const Message& from, Process& to,
 
 // What make_cap does, for the one kind of capability every call makes: no
 // parent to link, no badge, and room already checked.
-inline Cap<Reply> Node::mint_reply(Process& receiver, Process& caller) {
+[[gnu::always_inline]] inline Cap<Reply> Node::mint_reply(Process& receiver, Process& caller) {
   Reply* reply = replies_.create();
   reply->caller = &caller;
   CapNode* cap = caps_.create();
@@ -104,7 +104,7 @@ inline Cap<Reply> Node::mint_reply(Process& receiver, Process& caller) {
 // What destroy_cap does, without its general steps when the capability is a
 // leaf with no parent, as every minted reply capability is unless the host
 // derived from it.
-inline void Node::consume_reply(CapNode* cap) {
+[[gnu::always_inline]] inline void Node::consume_reply(CapNode* cap) {
   assert(cap->object->type == ObjectType::reply);
   if (cap->parent != nullptr || cap->first_child != nullptr) [[unlikely]] {
     destroy_cap(cap, SlotEnd::deleted);
@@ -117,7 +117,7 @@ inline void Node::consume_reply(CapNode* cap) {
   if (--reply->cap_refs == 0) replies_.destroy(reply);  // nobody to wake: see object_unreferenced
 }
 
-inline void Node::deliver(const SendPlan& plan, Process& sender, Process& receiver) {
+[[gnu::always_inline]] inline void Node::deliver(const SendPlan& plan, Process& sender, Process& receiver) {
   const Message& from = *sender.send_message;
   assert(receiver.cspace.free_slots() >= slots_needed(from));
   // The reply capability first, then the transferred ones: handle values
@@ -137,7 +137,7 @@ inline void Node::deliver(const SendPlan& plan, Process& sender, Process& receiv
   sender.state = ProcessState::blocked_reply;
 }
 
-inline Error Node::take_queued_sender(Endpoint& ep, Process& receiver) {
+[[gnu::always_inline]] inline Error Node::take_queued_sender(Endpoint& ep, Process& receiver) {
   if (ep.senders.empty()) return Error::would_block;  // a server keeping up with its callers
   return take_queued_sender_slow(ep, receiver);
 }
@@ -167,7 +167,7 @@ Error Node::take_queued_sender_slow(Endpoint& ep, Process& receiver) {
   return Error::would_block;
 }
 
-inline Error Node::answer(Process& self, Handle reply, const Message& m, Process** caller, Handle* failed) {
+[[gnu::always_inline]] inline Error Node::answer(Process& self, Handle reply, const Message& m, Process** caller, Handle* failed) {
   const Result<CapNode*> cap = self.cspace.lookup(reply, ObjectType::reply, Rights::send(), config_.handle_validation);
   if (!cap) {
     *failed = reply;
@@ -226,13 +226,6 @@ Error Sys::call_begin(Cap<Endpoint> ep, const Message& request, Message& respons
     n.block(self_, nullptr);
   }
   return Error{};
-}
-
-Status Sys::call_end(const Message& response) {
-  const Error e = self_.wake_error;
-  node_.trace(Op::call, &self_, e, response.length);
-  if (e != Error{}) return e;
-  return {};
 }
 
 Result<Received> Sys::receive(Cap<Endpoint> ep, Message& request) { return receive_until(ep, request, UINT64_MAX); }
@@ -315,15 +308,6 @@ Error Sys::reply_receive_begin(Cap<Reply> reply, const Message& response, Cap<En
   if (caller != nullptr) n.make_ready(*caller);
   self_.wake_error = e;
   return Error{};
-}
-
-Result<Received> Sys::receive_end(const Received& result) {
-  const Error e = self_.wake_error;
-  self_.receive_message = nullptr;
-  self_.receive_result = nullptr;
-  node_.trace(Op::receive, &self_, e, result.badge);
-  if (e != Error{}) return e;
-  return result;
 }
 
 }  // namespace persim::kernel

@@ -28,6 +28,7 @@ Node::~Node() {
   }
   reap();
   timers_.clear();
+  update_handoff_until();
   events_.clear();
   assert(processes_.live() == 0 && caps_.live() == 0);
 }
@@ -177,6 +178,7 @@ void Node::add_timer(std::uint64_t deadline_ns, ProcessId sleeper, std::function
   if (!sleeper.is_null()) table_[sleeper.index]->timer_seq = seq;
   timers_.push_back({deadline_ns, seq, sleeper});
   std::push_heap(timers_.begin(), timers_.end(), TimerLater{});
+  update_handoff_until();
 }
 
 void Node::at(std::uint64_t time_ns, std::function<void(Node&)> event) {
@@ -189,6 +191,7 @@ void Node::fire_due(std::uint64_t until_ns) {
     std::pop_heap(timers_.begin(), timers_.end(), TimerLater{});
     const Timer t = timers_.back();
     timers_.pop_back();
+    update_handoff_until();
     if (t.sleeper.is_null()) {
       auto it = events_.find(t.seq);
       assert(it != events_.end());
@@ -212,6 +215,7 @@ void Node::drop_stale_timers() {
     if (p != nullptr && timer_is_live(*p, t.seq)) return;
     std::pop_heap(timers_.begin(), timers_.end(), TimerLater{});
     timers_.pop_back();
+    update_handoff_until();
   }
 }
 
@@ -220,6 +224,7 @@ RunOutcome Node::run(RunLimits limits) {
   in_run_ = true;
   stop_requested_ = false;
   run_until_ns_ = limits.until_ns;
+  update_handoff_until();
   RunOutcome outcome;
   for (;;) {
     if (stop_requested_) {

@@ -3,6 +3,7 @@
 // harness, scenario runner, supervisor bootstrap); processes use Sys.
 #pragma once
 
+#include <algorithm>
 #include <boost/asio/io_context.hpp>
 #include <cstdint>
 #include <functional>
@@ -123,7 +124,10 @@ class Node {
 
   // Runs until quiescent, the time limit or stop(). May be called again.
   RunOutcome run(RunLimits limits = {});
-  void stop() { stop_requested_ = true; }
+  void stop() {
+    stop_requested_ = true;
+    update_handoff_until();
+  }
 
   // ---- Inspection.
   std::uint64_t now_ns() const { return now_ns_; }
@@ -199,9 +203,10 @@ class Node {
 
   // ---- IPC (ipc.cpp)
   // The functions marked inline are the round trip's steps. They are defined
-  // in ipc.cpp, the only file that calls them, and inline so that a call or a
-  // reply_receive compiles to one function with no calls but the payload copy
-  // and the fiber switch.
+  // in ipc.cpp, the only file that calls them, and always inlined there (GCC
+  // would keep deliver and consume_reply out of line: ~15 instructions of
+  // calling convention each), so that each kernel-side half of a round trip is
+  // one function with no calls in it.
 
   // Checks a message's bounds and looks up the capabilities it transfers (each
   // needs grant) into `plan`. On a lookup error, `*failed` names the handle.
@@ -246,9 +251,18 @@ class Node {
     block_slow(self, direct);
     return nullptr;
   }
+  // A hand-off keeps the run loop out, so it is allowed only while no timer is
+  // due, the run's time limit is not passed and nobody asked to stop; those
+  // three are folded into handoff_until_ns_ whenever one changes.
   bool may_hand_off() const {
-    return handoff_budget_ > 0 && now_ns_ < next_deadline() && now_ns_ <= run_until_ns_ && !stop_requested_;
+    assert(handoff_until_ns_ == handoff_until());
+    return handoff_budget_ > 0 && now_ns_ < handoff_until_ns_;
   }
+  std::uint64_t handoff_until() const {
+    const std::uint64_t past_limit_ns = run_until_ns_ == UINT64_MAX ? UINT64_MAX : run_until_ns_ + 1;
+    return stop_requested_ ? 0 : std::min(next_deadline(), past_limit_ns);
+  }
+  void update_handoff_until() { handoff_until_ns_ = handoff_until(); }
   void switch_to(Context& from, Context& to);
   void switch_to_process(Context& from, Process& to);
   boost::context::fiber start_fiber(Process& p, Entry entry);
@@ -309,6 +323,7 @@ class Node {
   std::uint32_t handoff_budget_ = 0;
   std::uint64_t run_until_ns_ = UINT64_MAX;
   bool stop_requested_ = false;
+  std::uint64_t handoff_until_ns_ = UINT64_MAX;  // see may_hand_off
   bool in_run_ = false;
   std::uint64_t kernel_calls_ = 0;
   std::uint64_t switches_ = 0;
@@ -376,6 +391,22 @@ inline Result<Received> Sys::reply_receive(Cap<Reply> reply, const Message& resp
   if (const Error e = reply_receive_begin(reply, response, ep, request, &result, &next); e != Error{}) return e;
   if (next != nullptr) node_.switch_to_process(self_.context, *next);
   return receive_end(result);
+}
+
+inline Status Sys::call_end(const Message& response) {
+  const Error e = self_.wake_error;
+  node_.trace(Op::call, &self_, e, response.length);
+  if (e != Error{}) return e;
+  return {};
+}
+
+inline Result<Received> Sys::receive_end(const Received& result) {
+  const Error e = self_.wake_error;
+  self_.receive_message = nullptr;
+  self_.receive_result = nullptr;
+  node_.trace(Op::receive, &self_, e, result.badge);
+  if (e != Error{}) return e;
+  return result;
 }
 
 inline bool Sys::enter() {

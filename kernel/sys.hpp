@@ -141,10 +141,10 @@ class Sys {
   // process to hand the processor to, or to null if they already blocked and
   // resumed the ordinary way.
   Error call_begin(Cap<Endpoint> ep, const Message& request, Message& response, Process** next);
-  Status call_end(const Message& response);
+  inline Status call_end(const Message& response);
   Error reply_receive_begin(Cap<Reply> reply, const Message& response, Cap<Endpoint> ep, Message& request,
                             Received* result, Process** next);
-  Result<Received> receive_end(const Received& result);
+  inline Result<Received> receive_end(const Received& result);
   // Liveness, accounting and the kill_at_call fault hook; false if the process
   // is dead (unwinding). Defined in node.hpp: inline, it is on every call.
   inline bool enter();
