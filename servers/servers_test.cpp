@@ -32,9 +32,6 @@ TEST(Supervisor, StartsProgramWithItsGrants) {
   ASSERT_TRUE(system.boot().ok());
   system.node().run({.until_ns = 1'000'000'000});
   EXPECT_EQ(system.console().output["hello"], "hello\n");
-  for (const auto& e : system.supervisor().events)
-    std::printf("%llu %s#%u %s %s\n", (unsigned long long)e.time_ns, e.instance.c_str(), e.incarnation,
-                std::string(to_string(e.kind)).c_str(), e.detail.c_str());
 }
 
 }  // namespace
