@@ -130,7 +130,7 @@ void serve(Sys& sys, Cap<Endpoint> ep, Handler& handler, ServerAudit& audit) {
                                                        : handler(r->badge, request, reply);
     drop_received(sys, request);
     audit.count(e);
-    if (e != ServiceError::ok) reply = {};  // a refusal carries nothing
+    if (e != ServiceError::ok) reply.cap_count = 0;  // a refusal carries no capability (a detail at most)
     reply.label = static_cast<std::uint64_t>(e);
     const Cap<kernel::Reply> answer = r->reply;
     r = sys.reply_receive(answer, reply, ep, request);
