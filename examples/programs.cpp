@@ -80,9 +80,24 @@ void bank(Sys& sys) {
   }
 }
 
+// Reads lines from its console and writes each back numbered: a program that
+// only uses stdin and stdout. Grants: console. Ends at the end of input.
+void echo(Sys& sys) {
+  const auto console_cap = sys.granted<Endpoint>("console");
+  if (!console_cap) return;
+  const ConsoleClient console(*console_cap);
+  bool end = false;
+  for (int n = 1; !end; ++n) {
+    std::string line;
+    if (!console.read_line(sys, &line, &end) || line.empty()) return;
+    if (!console.write(sys, std::to_string(n) + ": " + line)) return;
+  }
+}
+
 }  // namespace
 
 void register_examples(System& system) {
+  (void)system.add_program("echo", echo);
   (void)system.add_program("counter", counter);
   (void)system.add_program("logger", logger);
   (void)system.add_program("bank", bank);

@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "examples/programs.hpp"
+#include "servers/console/terminal.hpp"
 #include "servers/supervisor/manifest.hpp"
 
 using namespace persim;
@@ -80,10 +81,14 @@ int main(int argc, char** argv) {
   std::uint64_t seed = 1;
   std::uint64_t until_ns = 50'000'000;
   std::vector<std::string> kills;
+  std::string interactive;
   app.add_option("manifest", file, "TOML file of [[program]] tables")->required()->check(CLI::ExistingFile);
   app.add_option("--seed", seed, "seed of the run");
   app.add_option("--until-ns", until_ns, "virtual time to run for, in ns");
   app.add_option("--kill", kills, "kill INSTANCE's process at virtual time NS (INSTANCE@NS); repeatable");
+  app.add_option("--interactive", interactive,
+                 "bridge console stream STREAM to this terminal (lines \"!kill INSTANCE\", \"!quit\"); runs until "
+                 "the input ends");
   CLI11_PARSE(app, argc, argv);
 
   std::ifstream in(file);
@@ -123,7 +128,13 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "boot: %s\n", std::string(kernel::to_string(s.error())).c_str());
     return 1;
   }
-  (void)system.node().run({.until_ns = until_ns});
+  if (!interactive.empty()) {
+    TerminalBridge bridge(system, interactive, 0, 1);
+    bridge.start();
+    (void)system.node().run({.wait_for_io = true});
+  } else {
+    (void)system.node().run({.until_ns = until_ns});
+  }
   print_report(system);
   std::printf("\ntrace hash %016llx  kernel calls %llu  audit %llu\n",
               static_cast<unsigned long long>(system.node().trace_hash()),

@@ -249,6 +249,8 @@ RunOutcome Node::run(RunLimits limits) {
     // A timer whose sleeper was killed must not move time forward.
     drop_stale_timers();
     if (timers_.empty()) {
+      // Only real input can wake anything now; wall time passes, virtual time does not.
+      if (limits.wait_for_io && !stop_requested_ && io_.run_one() > 0) continue;
       outcome = RunOutcome::quiescent;
       break;
     }

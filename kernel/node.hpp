@@ -44,6 +44,9 @@ enum class RunOutcome : std::uint8_t {
 
 struct RunLimits {
   std::uint64_t until_ns = UINT64_MAX;
+  // Interactive runs: when nothing is ready and no timer is pending, wait for
+  // real I/O (Node::io) instead of returning quiescent, until it has no work.
+  bool wait_for_io = false;
 };
 
 struct NodeStats {
@@ -112,6 +115,11 @@ class Node {
   Status name_grant(ProcessId pid, std::string name, Handle h);
   // Starts an embryo running a registered program. Errors: as start, not_found.
   Status start_program(ProcessId pid, std::string_view program);
+
+  // Signals a notification through the capability `h` of process `holder` (it
+  // needs send), as the host: how real input reaches a server that waits for
+  // it. Errors: lookup errors, object_dead.
+  Status signal(ProcessId holder, Handle h);
 
   // Kill a process wherever it is suspended. Errors: bad_handle, object_dead.
   Status kill(ProcessId pid);
@@ -196,6 +204,8 @@ class Node {
   void unwatch(Process& p);
   void unbind(Process& p);
   void notify_exit(Process& p);
+  // A signal: wakes a waiter, else the bound receiver, else stays pending.
+  void notify(Notification& n, std::uint64_t badge);
   // A pending signal on the process's bound notification, if any, as a receive result.
   bool take_bound_notification(Process& self, Received& result);
   // Wakes a process blocked in receive with its bound notification's signal.

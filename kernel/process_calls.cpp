@@ -65,6 +65,18 @@ Status Node::name_grant(ProcessId pid, std::string name, Handle h) {
   return {};
 }
 
+Status Node::signal(ProcessId holder, Handle h) {
+  assert(current_ == nullptr && "host API called from inside a process");
+  Process* p = find_live(holder);
+  if (p == nullptr) return Error::object_dead;
+  const Result<CapNode*> cap = p->cspace.lookup(h, ObjectType::notification, Rights::send(), HandleValidation::full);
+  if (!cap) return cap.error();
+  const std::uint64_t badge = cap.value()->badge;
+  notify(*static_cast<Notification*>(cap.value()->object), badge);
+  trace(Op::signal, nullptr, Error{}, badge, p);
+  return {};
+}
+
 Status Node::start_program(ProcessId pid, std::string_view program) {
   const auto it = programs_.find(program);
   if (it == programs_.end()) return Error::not_found;
@@ -116,13 +128,17 @@ void Node::notify_exit(Process& p) {
   if (n == nullptr) return;
   const std::uint64_t badge = p.exit_badge;
   unwatch(p);
-  if (Process* waiter = n->waiters.front()) {
+  notify(*n, badge);
+}
+
+void Node::notify(Notification& n, std::uint64_t badge) {
+  if (Process* waiter = n.waiters.front()) {
     make_ready(*waiter, Error{}, badge);
-  } else if (n->bound != nullptr && n->bound->state == ProcessState::blocked_receive) {
-    deliver_notification(*n->bound, badge);
+  } else if (n.bound != nullptr && n.bound->state == ProcessState::blocked_receive) {
+    deliver_notification(*n.bound, badge);
   } else {
-    n->word |= badge;
-    n->pending = true;
+    n.word |= badge;
+    n.pending = true;
   }
 }
 

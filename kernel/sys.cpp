@@ -75,14 +75,7 @@ Status Sys::signal(Cap<Notification> n) {
   if (!cap) return fail(Op::signal, cap.error(), n.handle());
   auto& note = *static_cast<Notification*>(cap.value()->object);
   const std::uint64_t badge = cap.value()->badge;
-  if (Process* waiter = note.waiters.front()) {
-    node_.make_ready(*waiter, Error{}, badge);
-  } else if (note.bound != nullptr && note.bound->state == ProcessState::blocked_receive) {
-    node_.deliver_notification(*note.bound, badge);
-  } else {
-    note.word |= badge;
-    note.pending = true;
-  }
+  node_.notify(note, badge);
   node_.trace(Op::signal, &self_, Error{}, badge);
   return {};
 }

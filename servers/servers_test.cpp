@@ -36,19 +36,31 @@ Cap<Endpoint> grant(Sys& sys, std::string_view name) { return sys.granted<Endpoi
 // Property: a started program writes to its console stream, named after it.
 TEST(Console, WritesLandInTheStreamAndInputIsRead) {
   Fixture f;
-  f.system.console().input["client"] = "typed";
+  f.system.console_input("client", "typed");
   f.run([](Sys& sys) {
     const ConsoleClient console(grant(sys, "console"));
     EXPECT_TRUE(console.write(sys, std::string(500, 'x')).ok()) << "longer than a chunk";
     std::string in;
-    EXPECT_TRUE(console.read(sys, 3, &in).ok());
+    bool end = true;
+    EXPECT_TRUE(console.read(sys, 3, &in, &end).ok());
     EXPECT_EQ(in, "typ");
+    EXPECT_FALSE(end);
     EXPECT_TRUE(console.read(sys, 100, &in).ok());
     EXPECT_EQ(in, "ed");
-    EXPECT_TRUE(console.read(sys, 100, &in).ok());
-    EXPECT_EQ(in, "");
   });
   EXPECT_EQ(f.system.console().output["client"], std::string(500, 'x'));
+  // A read with nothing queued waits: the input that comes later answers it.
+  std::vector<std::string> lines;
+  bool end = false;
+  f.system.node().at(f.system.node().now_ns() + 50'000, [&](kernel::Node&) { f.system.console_input("client", "later\n"); });
+  f.system.node().at(f.system.node().now_ns() + 90'000, [&](kernel::Node&) { f.system.console_input("client", "", true); });
+  f.run([&](Sys& sys) {
+    const ConsoleClient console(grant(sys, "console"));
+    std::string line;
+    while (!end && console.read_line(sys, &line, &end).ok()) lines.push_back(line);
+  });
+  EXPECT_EQ(lines, (std::vector<std::string>{"later\n", ""}));
+  EXPECT_TRUE(end);
 }
 
 // Property: file sessions honour their mode, offsets and append; a directory

@@ -113,7 +113,9 @@ inline void drop_received(Sys& sys, Message& request) {
 // to `handler(badge, request, reply) -> ServiceError`, reply with that status,
 // until the endpoint goes. A reply the caller cannot take (its space is full)
 // is dropped; the loop goes on. Received::notified wakeups go to
-// `handler.notified(word)` if the handler binds a notification.
+// `handler.notified(word)` if the handler binds a notification. A handler with
+// `bool defer(badge, request, reply_cap)` may keep a request to answer later
+// (a read that waits for input): it then owns the reply capability.
 template <class Handler>
 void serve(Sys& sys, Cap<Endpoint> ep, Handler& handler, ServerAudit& audit) {
   Message request{}, reply{};
@@ -125,6 +127,13 @@ void serve(Sys& sys, Cap<Endpoint> ep, Handler& handler, ServerAudit& audit) {
       continue;
     }
     ++audit.requests;
+    if constexpr (requires { handler.defer(std::uint64_t{}, request, r->reply); }) {
+      if (request.label != op_restore_state && handler.defer(r->badge, request, r->reply)) {
+        drop_received(sys, request);
+        r = sys.receive(ep, request);
+        continue;
+      }
+    }
     reply = {};
     ServiceError e = request.label == op_restore_state ? ServiceError::untrusted_state
                                                        : handler(r->badge, request, reply);

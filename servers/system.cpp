@@ -45,6 +45,13 @@ kernel::Status System::boot() {
   return {};
 }
 
+void System::console_input(const std::string& stream, std::string_view text, bool end) {
+  console_->input[stream] += text;
+  if (end) console_->closed[stream] = true;
+  const std::optional<ProcessId> console = process_of("console");
+  if (console && !console_->wake.is_null()) (void)node_.signal(*console, console_->wake);
+}
+
 std::optional<ProcessId> System::process_of(std::string_view instance) const {
   std::optional<ProcessId> newest;
   std::uint64_t newest_incarnation = 0;

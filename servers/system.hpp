@@ -41,6 +41,11 @@ class System {
   const SupervisorHost& supervisor() const { return supervisor_; }
   std::optional<kernel::ProcessId> supervisor_process() const { return supervisor_pid_; }
 
+  // Queues input on a console stream (and closes it, if `end`), and wakes the
+  // console so reads waiting on that stream are answered. Host side: between
+  // runs, or from a host event or an I/O handler.
+  void console_input(const std::string& stream, std::string_view text, bool end = false);
+
   // The live process of an instance's newest incarnation ("instance#n").
   std::optional<kernel::ProcessId> process_of(std::string_view instance) const;
 

@@ -17,7 +17,44 @@ namespace {
 class Console {
  public:
   Console(Sys& sys, Cap<Endpoint> ep, ConsoleHost& host) : sys_(sys), ep_(ep), host_(host) { host_.live = &state_; }
-  ~Console() { host_.live = nullptr; }
+  ~Console() {
+    host_.live = nullptr;
+    host_.wake = {};
+  }
+
+  // Keeps a read that finds no input, to answer when some comes.
+  bool defer(std::uint64_t badge, Message& request, kernel::Cap<kernel::Reply> reply) {
+    if (badge == 0 || request.label != static_cast<std::uint64_t>(ConsoleOp::read)) return false;
+    const ConsoleSession* s = state_.sessions.find(badge);
+    wire::Reader in(request);
+    const std::uint32_t max = in.u32();
+    if (s == nullptr || !in.done() || max > chunk_bytes_max || max == 0) return false;
+    if (!host_.input[s->stream].empty() || host_.closed[s->stream]) return false;
+    pending_.push_back({badge, max, reply});
+    return true;
+  }
+
+  // Input came (or a stream closed): answer the reads that can be answered.
+  void notified(std::uint64_t) {
+    std::vector<PendingRead> waiting;
+    waiting.swap(pending_);
+    for (const PendingRead& p : waiting) {
+      const ConsoleSession* s = state_.sessions.find(p.badge);
+      if (s == nullptr) {
+        (void)sys_.delete_cap(p.reply);  // the session closed: its reader is gone
+        continue;
+      }
+      if (host_.input[s->stream].empty() && !host_.closed[s->stream]) {
+        pending_.push_back(p);
+        continue;
+      }
+      Message reply{};
+      const std::string taken = take_input(*s, p.max, reply);
+      // A reader killed while it waited gets nothing, and loses nothing: the
+      // input goes back for whoever reads the stream next.
+      if (!sys_.reply(p.reply, reply)) host_.input[s->stream].insert(0, taken);
+    }
+  }
   Console(const Console&) = delete;
   Console& operator=(const Console&) = delete;
 
@@ -46,15 +83,13 @@ class Console {
         std::string& out = host_.output[s->stream];
         if (out.size() + text.size() > console_bytes_max) return ServiceError::quota_exceeded;
         out += text;
+        if (host_.echo) host_.echo(s->stream, text);
         return ServiceError::ok;
       }
       case ConsoleOp::read: {
         const std::uint32_t max = in.u32();
         if (!in.done() || max > chunk_bytes_max) return ServiceError::malformed;
-        std::string& queued = host_.input[s->stream];
-        const std::size_t n = std::min<std::size_t>(max, queued.size());
-        wire::Writer(reply).str(std::string_view(queued).substr(0, n));
-        queued.erase(0, n);
+        take_input(*s, max, reply);
         return ServiceError::ok;
       }
       case ConsoleOp::open:
@@ -63,13 +98,28 @@ class Console {
     return ServiceError::unknown_operation;
   }
 
-  const ConsoleState& state() const { return state_; }
-
  private:
+  struct PendingRead {
+    std::uint64_t badge;
+    std::uint32_t max;
+    kernel::Cap<kernel::Reply> reply;
+  };
+
+  // Moves up to `max` queued bytes of the session's stream into `reply`; returns them.
+  std::string take_input(const ConsoleSession& s, std::uint32_t max, Message& reply) {
+    std::string& queued = host_.input[s.stream];
+    const std::size_t n = std::min<std::size_t>(max, queued.size());
+    std::string taken = queued.substr(0, n);
+    wire::Writer(reply).str(taken).u8(queued.size() == n && host_.closed[s.stream]);
+    queued.erase(0, n);
+    return taken;
+  }
+
   Sys& sys_;
   Cap<Endpoint> ep_;
   ConsoleHost& host_;
   ConsoleState state_;
+  std::vector<PendingRead> pending_;
 };
 
 Message request_for(ConsoleOp op) {
@@ -98,7 +148,10 @@ std::vector<std::byte> ConsoleState::encode() const {
 void console_main(Sys& sys, ConsoleHost& host) {
   const kernel::Result<Cap<Endpoint>> ep = sys.endpoint_create();
   if (!ep) return;
+  const kernel::Result<Cap<kernel::Notification>> wake = sys.notification_create();
+  if (!wake || !sys.notification_bind(*wake)) return;
   Console console(sys, *ep, host);
+  host.wake = wake->handle();
   if (!announce(sys, "console", *ep)) return;
   serve(sys, *ep, console, host.audit);
 }
@@ -115,14 +168,29 @@ Outcome ConsoleClient::write(Sys& sys, std::string_view text) const {
   return {};
 }
 
-Outcome ConsoleClient::read(Sys& sys, std::uint32_t max, std::string* out) const {
+Outcome ConsoleClient::read(Sys& sys, std::uint32_t max, std::string* out, bool* end) const {
   Message request = request_for(ConsoleOp::read), reply{};
   wire::Writer(request).u32(max);
   const Outcome o = call(sys, session_, request, reply);
   if (!o) return o;
   wire::Reader in(reply);
   out->assign(in.str());
+  const bool closed = in.u8() != 0;
+  if (end != nullptr) *end = closed;
   return o;
+}
+
+Outcome ConsoleClient::read_line(Sys& sys, std::string* line, bool* end) const {
+  line->clear();
+  *end = false;
+  // One byte at a time: the rest of the input stays queued for the next read.
+  while (!*end && (line->empty() || line->back() != '\n')) {
+    std::string byte;
+    const Outcome o = read(sys, 1, &byte, end);
+    if (!o) return o;
+    *line += byte;
+  }
+  return {};
 }
 
 Outcome console_open(Sys& sys, Cap<Endpoint> root, std::string_view stream, std::uint64_t client,
