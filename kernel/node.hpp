@@ -262,6 +262,8 @@ class Node {
   Pool<Endpoint> endpoints_;
   Pool<Notification> notifications_;
   Pool<Reply> replies_;
+  std::size_t spare_replies_ = 0;  // Process::spare_reply nodes: allocated, but no capability or object
+  void free_spare_reply(Process& p);
 
   // ProcessId index -> process (null when the index is free). Index 0 unused.
   std::vector<Process*> table_;
