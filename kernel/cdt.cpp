@@ -90,6 +90,16 @@ void Node::release_all_caps(Process& p) {
     destroy_cap(cap, SlotEnd::deleted);
   }
   assert(p.cspace.live() == 0);
+  free_spare_reply(p);
+}
+
+void Node::free_spare_reply(Process& p) {
+  CapNode* spare = p.spare_reply;
+  if (spare == nullptr) return;
+  p.spare_reply = nullptr;
+  --spare_replies_;
+  replies_.destroy(static_cast<Reply*>(spare->object));
+  caps_.destroy(spare);
 }
 
 void Node::object_unreferenced(ObjectHeader* object) {
@@ -208,6 +218,7 @@ std::vector<std::string> Node::check_invariants() const {
   };
   std::map<const ObjectHeader*, std::uint32_t> refs;  // checking only; never drives the simulation
   std::size_t caps_seen = 0;
+  std::size_t spares_seen = 0;
   std::size_t with_stack = 0;
   for (std::size_t i = 1; i < table_.size(); ++i) {
     const Process* p = table_[i];
@@ -250,9 +261,20 @@ std::vector<std::string> Node::check_invariants() const {
       for (const CapNode* s = c->first_child; s != nullptr; s = s->next_sibling)
         if (s->parent != c) problem(*p, "child does not name its parent");
     });
+    if (const CapNode* spare = p->spare_reply) {
+      ++spares_seen;
+      const auto* reply = static_cast<const Reply*>(spare->object);
+      if (spare->owner != p || spare->object->type != ObjectType::reply || reply->caller != nullptr ||
+          reply->cap_refs != 0 || spare->parent != nullptr || spare->first_child != nullptr ||
+          (spare->slot < p->cspace.slot_count() && p->cspace.at(spare->slot) == spare))
+        problem(*p, "spare reply capability is in use");
+    }
   }
-  if (caps_seen != caps_.live())
-    problems.push_back("capability nodes: " + std::to_string(caps_.live()) + " allocated, " +
+  if (spares_seen != spare_replies_)
+    problems.push_back("spare replies: " + std::to_string(spare_replies_) + " counted, " +
+                       std::to_string(spares_seen) + " held");
+  if (caps_seen + spares_seen != caps_.live())
+    problems.push_back("capability nodes: " + std::to_string(caps_.live() - spares_seen) + " allocated, " +
                        std::to_string(caps_seen) + " held");
   for (const auto& [object, count] : refs)
     if (object->cap_refs != count)
@@ -263,7 +285,8 @@ std::vector<std::string> Node::check_invariants() const {
                        " processes own one");
   std::size_t objects = 0;
   for (const auto& entry : refs) objects += entry.first->type != ObjectType::process ? 1 : 0;
-  const std::size_t allocated = endpoints_.live() + notifications_.live() + replies_.live() + factories_.live();
+  const std::size_t allocated =
+      endpoints_.live() + notifications_.live() + replies_.live() + factories_.live() - spares_seen;
   if (objects != allocated)
     problems.push_back("objects: " + std::to_string(allocated) + " allocated, " + std::to_string(objects) +
                        " reachable from a capability");

@@ -46,7 +46,7 @@ void copy_two_words(std::byte* to, const std::byte* from, std::size_t n) {
   }
 }
 
-void copy_payload(Message& to, const Message& from) {
+[[gnu::always_inline]] inline void copy_payload(Message& to, const Message& from) {
   to.label = from.label;
   to.length = from.length;
   copy_bytes(to.data.data(), from.data.data(), from.length);
@@ -86,14 +86,22 @@ void Node::transfer_caps(const SendPlan& plan, const Message& from, Process& to,
 }
 
 // What make_cap does, for the one kind of capability every call makes: no
-// parent to link, no badge, and room already checked.
+// parent to link, no badge, and room already checked. Reuses the receiver's
+// spare (see Process::spare_reply) when it has one.
 [[gnu::always_inline]] inline Cap<Reply> Node::mint_reply(Process& receiver, Process& caller) {
-  Reply* reply = replies_.create();
+  CapNode* cap = receiver.spare_reply;
+  if (cap != nullptr) [[likely]] {
+    receiver.spare_reply = nullptr;
+    --spare_replies_;
+  } else {
+    cap = caps_.create();
+    cap->object = replies_.create();
+    cap->owner = &receiver;
+    cap->rights = Rights::send();
+  }
+  auto* reply = static_cast<Reply*>(cap->object);
+  assert(reply->caller == nullptr && reply->cap_refs == 0 && cap->parent == nullptr && cap->first_child == nullptr);
   reply->caller = &caller;
-  CapNode* cap = caps_.create();
-  cap->object = reply;
-  cap->owner = &receiver;
-  cap->rights = Rights::send();
   const Result<Handle> installed = receiver.cspace.install(cap);
   assert(installed.ok() && "room was checked before");
   ++reply->cap_refs;
@@ -103,7 +111,9 @@ void Node::transfer_caps(const SendPlan& plan, const Message& from, Process& to,
 
 // What destroy_cap does, without its general steps when the capability is a
 // leaf with no parent, as every minted reply capability is unless the host
-// derived from it.
+// derived from it. The slot is freed either way (its generation moves on, so
+// the handle is stale); the capability node and its reply object become the
+// holder's spare if it has none.
 [[gnu::always_inline]] inline void Node::consume_reply(CapNode* cap) {
   assert(cap->object->type == ObjectType::reply);
   if (cap->parent != nullptr || cap->first_child != nullptr) [[unlikely]] {
@@ -112,9 +122,15 @@ void Node::transfer_caps(const SendPlan& plan, const Message& from, Process& to,
   }
   auto* reply = static_cast<Reply*>(cap->object);
   assert(reply->caller == nullptr && reply->cap_refs > 0);
-  cap->owner->cspace.remove(cap, SlotEnd::deleted);
+  Process& holder = *cap->owner;
+  holder.cspace.remove(cap, SlotEnd::deleted);
+  if (--reply->cap_refs == 0 && holder.spare_reply == nullptr) [[likely]] {
+    holder.spare_reply = cap;
+    ++spare_replies_;
+    return;
+  }
   caps_.destroy(cap);
-  if (--reply->cap_refs == 0) replies_.destroy(reply);  // nobody to wake: see object_unreferenced
+  if (reply->cap_refs == 0) replies_.destroy(reply);  // nobody to wake: see object_unreferenced
 }
 
 [[gnu::always_inline]] inline void Node::deliver(const SendPlan& plan, Process& sender, Process& receiver) {

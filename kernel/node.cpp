@@ -361,10 +361,10 @@ NodeStats Node::stats() const {
   s.processes = processes_.live();
   for (std::size_t i = 1; i < table_.size(); ++i)
     if (table_[i] != nullptr && table_[i]->state != ProcessState::dead) ++s.live_processes;
-  s.capabilities = caps_.live();
+  s.capabilities = caps_.live() - spare_replies_;
   s.endpoints = endpoints_.live();
   s.notifications = notifications_.live();
-  s.replies = replies_.live();
+  s.replies = replies_.live() - spare_replies_;  // a spare is not a reply object in use
   s.stacks_in_use = stacks_.in_use();
   s.ready = ready_.size();
   s.timers = timers_.size();

@@ -314,6 +314,8 @@ class Node {
   Pool<Reply> replies_;
   Pool<Factory, 16> factories_;
   std::map<std::string, Entry, std::less<>> programs_;  // ordered: deterministic
+  std::size_t spare_replies_ = 0;  // Process::spare_reply nodes: allocated, but no capability or object
+  void free_spare_reply(Process& p);
 
   // ProcessId index -> process (null when the index is free). Index 0 unused.
   std::vector<Process*> table_;

@@ -94,6 +94,11 @@ struct Process : ObjectHeader {
   Message* receive_message = nullptr;     // blocked_receive: where the request goes
   Received* receive_result = nullptr;     // blocked_receive: badge and reply handle
   Reply* awaited_reply = nullptr;         // blocked_reply: the reply object it waits on
+  // The last reply capability this process consumed, kept so the next call
+  // delivered here reuses it instead of allocating (a server loop mints and
+  // consumes one per call): in no slot, counted nowhere, designating a Reply
+  // with no caller and no capabilities. Freed with the process's capabilities.
+  CapNode* spare_reply = nullptr;
   Endpoint* blocked_on = nullptr;         // blocked_call/blocked_receive
   Notification* waiting_on = nullptr;     // blocked_wait
   // blocked_call/blocked_receive/blocked_wait: the capability it waits
