@@ -2,11 +2,13 @@
 // (the capability may be severed because the server died), then the server's.
 #pragma once
 
+#include <cstring>
 #include <string>
 
 #include "kernel/result.hpp"
 #include "kernel/sys.hpp"
 #include "servers/protocol.hpp"
+#include "servers/wire.hpp"
 
 namespace persim::servers {
 
@@ -34,6 +36,27 @@ inline Outcome call(kernel::Sys& sys, kernel::Cap<kernel::Endpoint> cap, const k
   const kernel::Status s = sys.call(cap, request, reply);
   if (!s) return {s.error(), ServiceError::ok};
   return {kernel::Error{}, status_of(reply)};
+}
+
+// A fresh idempotency token from the server behind `session`.
+inline Outcome issue_token(kernel::Sys& sys, kernel::Cap<kernel::Endpoint> session, std::uint64_t* token) {
+  kernel::Message request{}, reply{};
+  request.label = op_issue_token;
+  const Outcome o = call(sys, session, request, reply);
+  if (o) *token = wire::Reader(reply).u64();
+  return o;
+}
+
+// Turns an encoded request into its at-most-once form: (token, seq) appended,
+// op_once_bit set. False if the trailer does not fit.
+inline bool make_once(kernel::Message& request, std::uint64_t token, std::uint64_t seq) {
+  if (request.length + once_trailer_bytes > kernel::msg_bytes_max) return false;
+  kernel::Message trailer{};
+  wire::Writer(trailer).u64(token).u64(seq);
+  std::memcpy(request.data.data() + request.length, trailer.data.data(), once_trailer_bytes);
+  request.length += once_trailer_bytes;
+  request.label |= op_once_bit;
+  return true;
 }
 
 }  // namespace persim::servers

@@ -51,6 +51,18 @@ enum class RootOp : std::uint64_t {
   client_gone = 0x100,
 };
 
+// Exactly-once effects (libpersist's exactly-once mode). Any session of a
+// server that supports them answers op_issue_token with a fresh token (u64).
+// An operation whose label has op_once_bit set carries a trailer after its
+// arguments, u64 token then u64 seq: the server applies it at most once per
+// token and sequence number (a seq at or below the last applied one is
+// answered ok, with no results, and not applied). Tokens live in the server's
+// trusted storage, so a server crash does not forget them. Send only effects
+// this way.
+inline constexpr std::uint64_t op_issue_token = 0x200;
+inline constexpr std::uint64_t op_once_bit = std::uint64_t{1} << 32;
+inline constexpr std::size_t once_trailer_bytes = 16;
+
 // Named limits shared by the servers.
 inline constexpr std::size_t sessions_max = 4096;        // open sessions per server
 inline constexpr std::size_t name_bytes_max = 128;       // paths, keys, table and console names
@@ -61,6 +73,7 @@ inline constexpr std::size_t kv_value_bytes_max = 128;   // one value
 inline constexpr std::size_t kv_keys_max = 1 << 16;      // keys in one store
 inline constexpr std::size_t txn_ops_max = 8;            // operations in one transaction
 inline constexpr std::size_t console_bytes_max = 1 << 20;  // output kept per console session name
+inline constexpr std::size_t tokens_max = 1 << 16;         // idempotency tokens one server keeps
 static_assert(chunk_bytes_max + 32 <= kernel::msg_bytes_max, "a chunk and its header fit one message");
 
 }  // namespace persim::servers

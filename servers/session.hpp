@@ -10,11 +10,13 @@
 #pragma once
 
 #include <cstdint>
+#include <cstring>
 #include <map>
 #include <utility>
 #include <vector>
 
 #include "kernel/sys.hpp"
+#include "servers/idempotency.hpp"
 #include "servers/protocol.hpp"
 #include "servers/wire.hpp"
 
@@ -109,6 +111,35 @@ inline void drop_received(Sys& sys, Message& request) {
   request.cap_count = 0;
 }
 
+// Token issue and at-most-once application around a handler.
+template <class Handler>
+ServiceError dispatch_once(Sys& sys, std::uint64_t badge, Message& request, Message& reply, Handler& handler,
+                           Idempotency& once) {
+  if (request.label == op_issue_token) {
+    if (badge == 0) return ServiceError::wrong_session;
+    std::uint64_t token = 0;
+    const ServiceError e = once.issue(sys, &token);
+    if (e == ServiceError::ok) wire::Writer(reply).u64(token);
+    return e;
+  }
+  if ((request.label & op_once_bit) == 0) return handler(badge, request, reply);
+  if (badge == 0) return ServiceError::wrong_session;
+  if (request.length < once_trailer_bytes) return ServiceError::malformed;
+  Message trailer{};
+  trailer.length = once_trailer_bytes;
+  std::memcpy(trailer.data.data(), request.data.data() + request.length - once_trailer_bytes, once_trailer_bytes);
+  wire::Reader in(trailer);
+  const std::uint64_t token = in.u64();
+  const std::uint64_t seq = in.u64();
+  request.length -= once_trailer_bytes;
+  request.label &= ~op_once_bit;
+  if (!once.known(token)) return ServiceError::not_found;
+  if (once.applied(token, seq)) return ServiceError::ok;  // done before: acknowledged, not redone
+  const ServiceError e = handler(badge, request, reply);
+  if (e == ServiceError::ok) once.record(token, seq);
+  return e;
+}
+
 // The request loop every server runs: receive, refuse restores, hand the rest
 // to `handler(badge, request, reply) -> ServiceError`, reply with that status,
 // until the endpoint goes. A reply the caller cannot take (its space is full)
@@ -116,8 +147,10 @@ inline void drop_received(Sys& sys, Message& request) {
 // `handler.notified(word)` if the handler binds a notification. A handler with
 // `bool defer(badge, request, reply_cap)` may keep a request to answer later
 // (a read that waits for input): it then owns the reply capability.
+// With `once`, the loop also issues idempotency tokens and applies operations
+// sent with op_once_bit at most once (see protocol.hpp).
 template <class Handler>
-void serve(Sys& sys, Cap<Endpoint> ep, Handler& handler, ServerAudit& audit) {
+void serve(Sys& sys, Cap<Endpoint> ep, Handler& handler, ServerAudit& audit, Idempotency* once = nullptr) {
   Message request{}, reply{};
   kernel::Result<kernel::Received> r = sys.receive(ep, request);
   while (r) {
@@ -136,6 +169,7 @@ void serve(Sys& sys, Cap<Endpoint> ep, Handler& handler, ServerAudit& audit) {
     }
     reply = {};
     ServiceError e = request.label == op_restore_state ? ServiceError::untrusted_state
+                     : once != nullptr                 ? dispatch_once(sys, r->badge, request, reply, handler, *once)
                                                        : handler(r->badge, request, reply);
     drop_received(sys, request);
     audit.count(e);

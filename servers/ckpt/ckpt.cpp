@@ -97,6 +97,13 @@ class CkptStore {
         wire::Writer(reply).bytes(std::span(it->second.data() + from, n));
         return ServiceError::ok;
       }
+      case CkptOp::list: {
+        if (!in.done()) return ServiceError::malformed;
+        wire::Writer w(reply);
+        w.u8(static_cast<std::uint8_t>(slot.images.size()));
+        for (const auto& [version, image] : slot.images) w.u64(version).u64(image.size());
+        return ServiceError::ok;
+      }
       case CkptOp::open: return ServiceError::wrong_session;
     }
     return ServiceError::unknown_operation;
@@ -211,23 +218,42 @@ Outcome CkptClient::write(Sys& sys, std::span<const std::byte> image, std::uint6
 
 Outcome CkptClient::read_newest(Sys& sys, std::vector<std::byte>* image, std::uint64_t* version) const {
   Message request = request_for(CkptOp::info), reply{};
-  Outcome o = call(sys, session_, request, reply);
+  const Outcome o = call(sys, session_, request, reply);
   if (!o) return o;
   wire::Reader info(reply);
   const std::uint64_t v = info.u64();
   const std::uint64_t size = info.u64();
+  if (version != nullptr) *version = v;
+  return read(sys, v, size, image);
+}
+
+Outcome CkptClient::read(Sys& sys, std::uint64_t version, std::uint64_t size, std::vector<std::byte>* image) const {
   image->clear();
-  while (o && image->size() < size) {
+  image->reserve(size);
+  Message request{}, reply{};
+  while (image->size() < size) {
     request = request_for(CkptOp::read);
-    wire::Writer(request).u64(v).u64(image->size()).u32(static_cast<std::uint32_t>(chunk_bytes_max));
-    o = call(sys, session_, request, reply);
+    wire::Writer(request).u64(version).u64(image->size()).u32(static_cast<std::uint32_t>(chunk_bytes_max));
+    const Outcome o = call(sys, session_, request, reply);
     if (!o) return o;
     wire::Reader in(reply);
     const std::span<const std::byte> part = in.bytes();
     if (part.empty()) return {kernel::Error{}, ServiceError::failed};  // the image went while we read it
     image->insert(image->end(), part.begin(), part.end());
   }
-  if (version != nullptr) *version = v;
+  return {};
+}
+
+Outcome CkptClient::list(Sys& sys, std::vector<std::pair<std::uint64_t, std::uint64_t>>* versions) const {
+  Message request = request_for(CkptOp::list), reply{};
+  const Outcome o = call(sys, session_, request, reply);
+  if (!o) return o;
+  wire::Reader in(reply);
+  versions->clear();
+  for (std::uint8_t n = in.u8(); n > 0 && in.ok(); --n) {
+    const std::uint64_t v = in.u64();
+    versions->emplace_back(v, in.u64());
+  }
   return o;
 }
 

@@ -29,6 +29,7 @@ enum class CkptOp : std::uint64_t {
   commit = 4,  // -> u64 version: the image in progress, complete, becomes the newest
   info = 5,    // -> u64 version, u64 size of the newest (not_found if none)
   read = 6,    // u64 version, u64 offset, u32 max -> bytes (not_found if not kept)
+  list = 7,    // -> u8 n, n x (u64 version, u64 size), oldest first
 };
 
 inline constexpr std::size_t images_kept = 2;            // per slot: the newest and the one before
@@ -71,6 +72,10 @@ class CkptClient {
   Outcome write(kernel::Sys& sys, std::span<const std::byte> image, std::uint64_t* version) const;
   // The newest image; not_found if the slot has none.
   Outcome read_newest(kernel::Sys& sys, std::vector<std::byte>* image, std::uint64_t* version) const;
+  // The versions kept, oldest first, with their sizes.
+  Outcome list(kernel::Sys& sys, std::vector<std::pair<std::uint64_t, std::uint64_t>>* versions) const;
+  // One kept image, whole.
+  Outcome read(kernel::Sys& sys, std::uint64_t version, std::uint64_t size, std::vector<std::byte>* image) const;
 
  private:
   kernel::Cap<kernel::Endpoint> session_;

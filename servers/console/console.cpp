@@ -151,9 +151,10 @@ void console_main(Sys& sys, ConsoleHost& host) {
   const kernel::Result<Cap<kernel::Notification>> wake = sys.notification_create();
   if (!wake || !sys.notification_bind(*wake)) return;
   Console console(sys, *ep, host);
+  Idempotency once(host.store);
   host.wake = wake->handle();
   if (!announce(sys, "console", *ep)) return;
-  serve(sys, *ep, console, host.audit);
+  serve(sys, *ep, console, host.audit, &once);
 }
 
 Outcome ConsoleClient::write(Sys& sys, std::string_view text) const {

@@ -20,6 +20,7 @@
 #include "kernel/sys.hpp"
 #include "servers/client.hpp"
 #include "servers/session.hpp"
+#include "servers/storage.hpp"
 
 namespace persim::servers {
 
@@ -43,6 +44,7 @@ struct ConsoleHost {
   std::map<std::string, std::string> output;  // everything written, per stream
   std::map<std::string, std::string> input;   // queued by the host, not yet read
   std::map<std::string, bool> closed;         // no more input will come
+  TrustedStore store;                         // the console's own: its idempotency tokens
   ServerAudit audit;
   const ConsoleState* live = nullptr;
   // The running console's notification (in its own space): the host signals it

@@ -237,8 +237,9 @@ void file_server_main(Sys& sys, FileServerHost& host) {
   const kernel::Result<Cap<Endpoint>> ep = sys.endpoint_create();
   if (!ep) return;
   FileServer server(sys, *ep, host);
+  Idempotency once(host.store);
   if (!announce(sys, "fs", *ep)) return;
-  serve(sys, *ep, server, host.audit);
+  serve(sys, *ep, server, host.audit, &once);
 }
 
 // ---------------------------------------------------------------- client

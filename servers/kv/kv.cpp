@@ -213,8 +213,9 @@ void kv_main(Sys& sys, KvHost& host) {
   const kernel::Result<Cap<Endpoint>> ep = sys.endpoint_create();
   if (!ep) return;
   KvStore store(sys, *ep, host);
+  Idempotency once(host.store);
   if (!announce(sys, "kv", *ep)) return;
-  serve(sys, *ep, store, host.audit);
+  serve(sys, *ep, store, host.audit, &once);
 }
 
 Outcome KvClient::get(Sys& sys, std::string_view key, std::string* value) const {
