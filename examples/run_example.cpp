@@ -52,9 +52,9 @@ void print_report(System& system) {
     };
     std::string refused;
     for (const auto& [g, why] : r.refused) refused += (refused.empty() ? "" : "; ") + g + " (" + why + ")";
-    std::printf("  %10.3f ms  %s #%u after %s: severed [%s] + %u by request; re-granted [%s]; refused [%s]\n",
+    std::printf("  %10.3f ms  %s #%u after %s: severed [%s] + %u others; re-granted [%s]; refused [%s]\n",
                 static_cast<double>(r.time_ns) / 1e6, r.instance.c_str(), r.incarnation,
-                kernel::to_string(r.cause), join(r.severed).c_str(), r.severed_by_request,
+                kernel::to_string(r.cause), join(r.severed).c_str(), r.severed_other,
                 join(r.regranted).c_str(), refused.empty() ? "-" : refused.c_str());
   }
   std::printf("\nconsole\n");
@@ -118,7 +118,10 @@ int main(int argc, char** argv) {
   std::printf("persim-example %s  manifest=%s  seed=%llu  (reproduce: persim-example %s --seed %llu", PERSIM_VERSION,
               file.c_str(), static_cast<unsigned long long>(seed), file.c_str(), static_cast<unsigned long long>(seed));
   for (const std::string& k : kills) std::printf(" --kill %s", k.c_str());
+  if (interactive.empty()) std::printf(" --until-ns %llu", static_cast<unsigned long long>(until_ns));
+  if (!interactive.empty()) std::printf(" --interactive %s", interactive.c_str());
   std::printf(")\n");
+  std::fflush(stdout);
   for (const Kill& k : faults) {
     system.node().at(k.at_ns, [&system, k](kernel::Node& node) {
       if (const auto pid = system.process_of(k.instance)) (void)node.kill(*pid);

@@ -13,7 +13,9 @@
 #include <cstdint>
 #include <string_view>
 
+#include "kernel/limits.hpp"
 #include "kernel/message.hpp"
+#include "kernel/rights.hpp"
 
 namespace persim::servers {
 
@@ -24,7 +26,7 @@ enum class ServiceError : std::uint8_t {
   wrong_session,      // the capability used is not a session this operation applies to
   untrusted_state,    // a request to restore server state from client bytes: always refused
   not_found,          // no such file, key, image, service or grant
-  exists,             // already exists (exclusive create, service announced twice)
+  exists,             // already exists (a service announced twice)
   permission_denied,  // the session's mode does not allow it
   quota_exceeded,     // a named limit or a per-client quota
   conflict,           // compare-and-set or transaction precondition failed
@@ -63,8 +65,15 @@ inline constexpr std::uint64_t op_issue_token = 0x200;
 inline constexpr std::uint64_t op_once_bit = std::uint64_t{1} << 32;
 inline constexpr std::size_t once_trailer_bytes = 16;
 
+// The rights of a session capability opened through the root, for the
+// supervisor to pass on (send-only) to its client.
+inline constexpr kernel::Rights for_supervisor = kernel::Rights::send() | kernel::Rights::grant();
+
 // Named limits shared by the servers.
-inline constexpr std::size_t sessions_max = 4096;        // open sessions per server
+// Open sessions per server. With pending_max deferred replies and a few
+// capabilities of its own, a server's space never fills (kernel cspace_slots_max).
+inline constexpr std::size_t sessions_max = 2048;
+inline constexpr std::size_t pending_max = 1024;  // requests a server keeps to answer later (console reads)
 inline constexpr std::size_t name_bytes_max = 128;       // paths, keys, table and console names
 inline constexpr std::size_t chunk_bytes_max = 192;      // payload bytes moved by one read or write
 inline constexpr std::size_t file_bytes_max = 1 << 20;   // one file
@@ -75,5 +84,6 @@ inline constexpr std::size_t txn_ops_max = 8;            // operations in one tr
 inline constexpr std::size_t console_bytes_max = 1 << 20;  // output kept per console session name
 inline constexpr std::size_t tokens_max = 1 << 16;         // idempotency tokens one server keeps
 static_assert(chunk_bytes_max + 32 <= kernel::msg_bytes_max, "a chunk and its header fit one message");
+static_assert(sessions_max + pending_max + 16 < kernel::cspace_slots_max, "a server's space never fills");
 
 }  // namespace persim::servers

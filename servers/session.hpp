@@ -1,7 +1,7 @@
 // A server's sessions and its request loop: the shape every server shares.
 //
 // A session is a badged capability the server mints from its own endpoint
-// (badge = session id) and sends to the client, send-only. The server keeps
+// (badge = session id); the client's copy is send-only. The server keeps
 // the minted capability, so closing a session revokes every copy of it: when a
 // client dies, the supervisor tells each server (RootOp::client_gone) and the
 // sessions opened for that client are gone, wherever their copies went.
@@ -49,18 +49,19 @@ struct ServerAudit {
 template <class S>
 class Sessions {
  public:
-  // Mints a session capability for `session` into `reply` (send-only for the
-  // receiver). Errors: quota_exceeded (sessions_max), failed (the kernel
-  // refused the mint: the server's own space is full).
-  ServiceError open(Sys& sys, Cap<Endpoint> ep, S session, Message& reply) {
+  // Mints a session capability for `session` into `reply`, with `rights` for
+  // the receiver: send and grant when the supervisor opens it for a client
+  // (it passes it on send-only), send only when a client opens it itself.
+  // Errors: quota_exceeded (sessions_max), failed (the kernel refused the
+  // mint: the server's own space is full).
+  ServiceError open(Sys& sys, Cap<Endpoint> ep, S session, Message& reply, Rights rights) {
     if (sessions_.size() >= sessions_max) return ServiceError::quota_exceeded;
     const std::uint64_t badge = next_badge_++;
     const kernel::Result<Cap<Endpoint>> minted =
         sys.derive(ep, Rights::send() | Rights::grant() | Rights::revoke(), badge);
     if (!minted) return ServiceError::failed;
     sessions_.emplace(badge, Entry{std::move(session), *minted});
-    // send and grant: the supervisor passes it on to the client, send-only.
-    reply.attach(*minted, Rights::send() | Rights::grant());
+    reply.attach(*minted, rights);
     return ServiceError::ok;
   }
 

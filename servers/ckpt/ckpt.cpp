@@ -69,7 +69,7 @@ class CkptStore {
       case CkptOp::chunk: {
         const std::uint64_t offset = in.u64();
         const std::span<const std::byte> bytes = in.bytes();
-        if (!in.done()) return ServiceError::malformed;
+        if (!in.done() || bytes.size() > chunk_bytes_max) return ServiceError::malformed;
         if (!s->staging) return ServiceError::failed;
         if (offset > s->staging->size() || bytes.size() > s->staging->size() - offset) return ServiceError::malformed;
         std::copy(bytes.begin(), bytes.end(), s->staging->begin() + static_cast<std::ptrdiff_t>(offset));
@@ -125,7 +125,7 @@ class CkptStore {
       return ServiceError::malformed;
     if (quota == 0) quota = default_quota_bytes;
     state_.slots[slot].quota = quota;
-    return state_.sessions.open(sys_, ep_, CkptSession{client, slot, std::nullopt, {}}, reply);
+    return state_.sessions.open(sys_, ep_, CkptSession{client, slot, std::nullopt, {}}, reply, for_supervisor);
   }
 
   ServiceError commit(CkptSession& s, CkptSlot& slot, wire::Reader& in, Message& reply) {

@@ -30,6 +30,7 @@ class Console {
     const std::uint32_t max = in.u32();
     if (s == nullptr || !in.done() || max > chunk_bytes_max || max == 0) return false;
     if (!host_.input[s->stream].empty() || host_.closed[s->stream]) return false;
+    if (pending_.size() >= pending_max) return false;  // answered at once, empty: the reader asks again
     pending_.push_back({badge, max, reply});
     return true;
   }
@@ -71,8 +72,9 @@ class Console {
       if (op != static_cast<std::uint64_t>(ConsoleOp::open)) return ServiceError::wrong_session;
       const std::string stream(in.str());
       const std::uint64_t client = in.u64();
-      if (!in.done() || stream.empty() || stream.size() > name_bytes_max) return ServiceError::malformed;
-      return state_.sessions.open(sys_, ep_, ConsoleSession{client, stream}, reply);
+      if (!in.done() || stream.empty() || stream.size() > name_bytes_max || stream.find('\0') != std::string::npos)
+        return ServiceError::malformed;
+      return state_.sessions.open(sys_, ep_, ConsoleSession{client, stream}, reply, for_supervisor);
     }
     ConsoleSession* s = state_.sessions.find(badge);
     if (s == nullptr) return ServiceError::wrong_session;

@@ -3,9 +3,10 @@
 // program that only uses its console can be used from a real terminal, killed
 // and restarted. Run the node with RunLimits::wait_for_io while it is open.
 //
-// Input lines starting with "!" are commands to the bridge, not input:
+// Two input lines are commands to the bridge, not input:
 //   !kill INSTANCE   kill the instance's process (the supervisor decides the rest)
 //   !quit            end of input
+// Any other line, "!" or not, is input.
 #pragma once
 
 #include <boost/asio/posix/stream_descriptor.hpp>

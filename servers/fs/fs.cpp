@@ -69,7 +69,7 @@ class FileServer {
     const std::uint8_t mode = in.u8();
     const std::uint64_t client = in.u64();
     if (!in.done()) return ServiceError::malformed;
-    return open(path, mode, client, reply);
+    return open(path, mode, client, reply, for_supervisor);
   }
 
   ServiceError directory(FsSession& dir, wire::Reader& in, std::uint64_t op, Message& reply) {
@@ -89,10 +89,11 @@ class FileServer {
     }
     // A session below a directory has at most the directory's rights.
     if ((mode & ~dir.mode) != 0) return ServiceError::permission_denied;
-    return open(path, mode, dir.client, reply);
+    return open(path, mode, dir.client, reply, kernel::Rights::send());
   }
 
-  ServiceError open(const std::string& path, std::uint8_t mode, std::uint64_t client, Message& reply) {
+  ServiceError open(const std::string& path, std::uint8_t mode, std::uint64_t client, Message& reply,
+                    kernel::Rights rights) {
     if (!valid_path(path) || (mode & ~fs_mode::all) != 0) return ServiceError::malformed;
     if (is_directory(path) != ((mode & fs_mode::directory) != 0)) return ServiceError::malformed;
     FsSession session{client, path, mode, 0};
@@ -110,7 +111,7 @@ class FileServer {
       }
       if ((mode & fs_mode::append) != 0) session.offset = it->second.data.size();
     }
-    return state_.sessions.open(sys_, ep_, std::move(session), reply);
+    return state_.sessions.open(sys_, ep_, std::move(session), reply, rights);
   }
 
   ServiceError file(FsSession& s, wire::Reader& in, std::uint64_t op, Message& reply) {
@@ -125,6 +126,8 @@ class FileServer {
                             op == static_cast<std::uint64_t>(FsOp::truncate) ||
                             op == static_cast<std::uint64_t>(FsOp::seek);
     if (found == state_.files.end() && !missing_ok) return ServiceError::not_found;
+    if (found == state_.files.end() && op != static_cast<std::uint64_t>(FsOp::seek) && state_.files.size() >= files_max)
+      return ServiceError::quota_exceeded;  // a write would create the removed file again
     switch (static_cast<FsOp>(op)) {
       case FsOp::read: {
         const std::uint32_t max = in.u32();
@@ -165,7 +168,8 @@ class FileServer {
       case FsOp::truncate: {
         const std::uint64_t size = in.u64();
         if (!in.done()) return ServiceError::malformed;
-        if ((s.mode & (fs_mode::write | fs_mode::append)) == 0) return ServiceError::permission_denied;
+        // Append-only sessions may not shorten what was appended.
+        if ((s.mode & fs_mode::write) == 0) return ServiceError::permission_denied;
         if (size > file_bytes_max) return ServiceError::quota_exceeded;
         state_.files[s.path].data.resize(size);
         persist(s.path);

@@ -94,7 +94,7 @@ class KvStore {
     const std::string table(in.str());
     const std::uint64_t client = in.u64();
     if (!in.done() || !valid_name(table)) return ServiceError::malformed;
-    return state_.sessions.open(sys_, ep_, KvSession{client, table}, reply);
+    return state_.sessions.open(sys_, ep_, KvSession{client, table}, reply, for_supervisor);
   }
 
   ServiceError cas(const KvSession& s, wire::Reader& in) {

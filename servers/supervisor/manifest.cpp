@@ -126,6 +126,14 @@ GrantSpec grant(const Walker& w, std::string_view name, const toml::node& value,
     std::uint8_t bits = 0;
     if (!fs_mode::parse(mode.empty() ? "r" : mode, &bits))
       w.fail(*mode_at, path + ".mode", "expected letters of r w a c t d, got \"" + mode + "\"");
+    if (g->argument.empty() || g->argument.front() != '/')
+      w.fail(value.source(), path, "expected an absolute path after \"fs:\", got \"" + g->argument + "\"");
+    const bool directory = (bits & fs_mode::directory) != 0;
+    if (directory != (g->argument.back() == '/'))
+      w.fail(*mode_at, path + ".mode",
+             directory ? "mode d needs a directory path ending in '/'" : "a path ending in '/' needs mode d");
+  } else if (!mode.empty()) {
+    w.fail(*mode_at, path + ".mode", "only fs grants take a mode");
   }
   return *g;
 }
@@ -143,6 +151,9 @@ Manifest manifest(const Walker& w, const toml::table& t, const std::string& path
       static_cast<std::uint64_t>(w.integer(t, path, "backoff_max_ns", 0, ns_max).value_or(1'000'000'000));
   m.restarts_max = static_cast<std::uint32_t>(w.integer(t, path, "restarts_max", 0, 1'000'000).value_or(1000));
   if (m.instance.empty() || m.program.empty()) w.fail(t.source(), path, "instance and program must not be empty");
+  // Its processes are named "instance#incarnation", within the kernel's name limit.
+  if (m.instance.size() > instance_bytes_max)
+    w.fail(t.source(), path + ".instance", "longer than " + std::to_string(instance_bytes_max) + " bytes");
   if (const toml::node* g = t.get("grants")) {
     const toml::table* grants = g->as_table();
     if (grants == nullptr)

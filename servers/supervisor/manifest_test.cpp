@@ -75,6 +75,12 @@ TEST(ManifestToml, MistakesAreNamedWithWhereAndWhat) {
   EXPECT_EQ(error("[[program]]\nprogram = \"a\"\ngrants = { x = 3 }\n"),
             "test.toml:3:16: program[0].grants.x: expected \"service:argument\" or { source = ..., mode = ... }, got "
             "an integer");
+  EXPECT_EQ(error("[[program]]\nprogram = \"a\"\ngrants = { c = { source = \"console\", mode = \"r\" } }\n"),
+            "test.toml:3:45: program[0].grants.c.mode: only fs grants take a mode");
+  EXPECT_EQ(error("[[program]]\nprogram = \"a\"\ngrants = { d = { source = \"fs:/data\", mode = \"rd\" } }\n"),
+            "test.toml:3:46: program[0].grants.d.mode: mode d needs a directory path ending in '/'");
+  EXPECT_EQ(error("[[program]]\nprogram = \"a\"\ngrants = { f = \"fs:data\" }\n"),
+            "test.toml:3:16: program[0].grants.f: expected an absolute path after \"fs:\", got \"data\"");
   const std::string syntax = error("[[program]\n");
   EXPECT_EQ(syntax.rfind("test.toml:1:", 0), 0u) << syntax;
 }

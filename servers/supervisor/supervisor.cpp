@@ -178,6 +178,10 @@ class Supervisor {
         refuse(in, {{g.name, g.describe() + ": no instance provides service '" + g.service + "'"}});
         return;
       }
+      if (!svc->second.up && instances_[*svc->second.provider].phase == Phase::done) {
+        refuse(in, {{g.name, g.describe() + ": service '" + g.service + "' is down for good (its instance gave up)"}});
+        return;
+      }
       if (!svc->second.up) {
         if (in.phase != Phase::waiting || in.waiting_for != g.service)
           event(in, SupervisorEventKind::waiting, "grant '" + g.name + "' needs service '" + g.service + "'");
@@ -281,8 +285,11 @@ class Supervisor {
       in.record->time_ns = sys_.now_ns();
       in.record->incarnation = in.incarnation;
       for (Refusal& r : refused) in.record->refused.emplace_back(std::move(r.grant), std::move(r.why));
-      host_.restarts.push_back(std::move(*in.record));
-      in.record.reset();
+      host_.restarts.push_back(*in.record);
+      // The next attempt logs what it re-grants; the severed were logged now.
+      in.record->severed.clear();
+      in.record->severed_other = 0;
+      in.record->refused.clear();
     }
     schedule_restart(in, /*failed=*/true);
   }
@@ -326,7 +333,7 @@ class Supervisor {
     for (const GrantSpec& g : m.grants) record.severed.push_back(g.name);
     // Besides its manifest grants and the supervisor's, what it held came from requests.
     const std::uint32_t from_manifest = static_cast<std::uint32_t>(m.grants.size()) + 1;
-    record.severed_by_request = status.caps_released > from_manifest ? status.caps_released - from_manifest : 0;
+    record.severed_other = status.caps_released > from_manifest ? status.caps_released - from_manifest : 0;
     in.record = std::move(record);
     (void)sys_.delete_cap(in.process);
     in.process = {};
@@ -378,6 +385,8 @@ class Supervisor {
       }
     }
     drop_received(sys_, request);
+    ++host_.audit.requests;
+    host_.audit.count(e);
     finish(reply_cap, e, reply);
     if (in != instances_.end() && e == ServiceError::ok &&
         request.label == static_cast<std::uint64_t>(SupervisorOp::announce))
@@ -396,7 +405,7 @@ class Supervisor {
 
   ServiceError handle_announce(Instance& in, wire::Reader& args, Message& request) {
     const std::string service(args.str());
-    if (!args.done() || request.cap_count != 1) return ServiceError::malformed;
+    if (!args.done() || request.cap_count != 1 || service.empty()) return ServiceError::malformed;
     if (service != manifest(in).provides) return ServiceError::permission_denied;
     Service& svc = services_[service];
     if (svc.up) return ServiceError::exists;

@@ -16,8 +16,10 @@
 #include <vector>
 
 #include "kernel/handle.hpp"
+#include "kernel/limits.hpp"
 #include "kernel/sys.hpp"
 #include "servers/client.hpp"
+#include "servers/session.hpp"
 
 namespace persim::servers {
 
@@ -40,6 +42,9 @@ struct GrantSpec {
 };
 // Splits "service:argument". Errors: an empty name or service.
 kernel::Result<GrantSpec> parse_grant(std::string_view name, std::string_view source, std::string_view mode);
+
+// The longest instance name: "instance#incarnation" must fit a process name.
+inline constexpr std::size_t instance_bytes_max = kernel::program_name_bytes_max - 11;
 
 struct Manifest {
   std::string instance;  // unique; names its processes "instance#incarnation"
@@ -66,7 +71,7 @@ enum class SupervisorEventKind : std::uint8_t {
   start_refused,  // a grant could not be provided (detail names it and why)
   waiting,        // a grant's service is not up yet (detail names it)
   restart_scheduled,
-  gave_up,        // never restarted again (policy, or restarts_max)
+  gave_up,        // restarts_max reached: never restarted again
 };
 std::string_view to_string(SupervisorEventKind k) noexcept;
 
@@ -85,7 +90,7 @@ struct RestartRecord {
   std::uint32_t incarnation;  // the new one
   kernel::ExitReason cause;
   std::vector<std::string> severed;    // the dead incarnation's manifest grants
-  std::uint32_t severed_by_request;    // other capabilities it held: obtained by requests
+  std::uint32_t severed_other;       // the other capabilities it held: created, or obtained by requests
   std::vector<std::string> regranted;  // manifest grants given to the new incarnation
   std::vector<std::pair<std::string, std::string>> refused;  // grant, why
 };
@@ -93,6 +98,7 @@ struct RestartRecord {
 // The supervisor's state the host may read (it is the host's trusted agent).
 struct SupervisorHost {
   std::vector<Manifest> manifests;
+  ServerAudit audit;  // requests it refused (restores of client state among them)
   std::vector<SupervisorEvent> events;
   std::vector<RestartRecord> restarts;
   // The supervisor has started every instance it could, at least once.

@@ -127,7 +127,7 @@ TEST(Supervisor, RestartRegrantsExactlyTheManifestAndLogsTheSevered) {
   EXPECT_EQ(r.incarnation, 2u);
   EXPECT_EQ(r.cause, kernel::ExitReason::crashed);
   EXPECT_EQ(r.severed, (std::vector<std::string>{"console", "data"}));
-  EXPECT_EQ(r.severed_by_request, 1u) << "the file session";
+  EXPECT_EQ(r.severed_other, 1u) << "the file session";
   EXPECT_EQ(r.regranted, (std::vector<std::string>{"console", "data"}));
   EXPECT_TRUE(r.refused.empty());
 
