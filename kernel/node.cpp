@@ -294,6 +294,12 @@ Result<ProcessId> Node::create_process(std::string name) {
   const auto salt = static_cast<std::uint32_t>(stream.next());
   Process* p = processes_.create(*this, pid, std::move(name), salt, stream);
   table_[index] = p;
+  for (auto it = named_kills_.begin(); it != named_kills_.end(); ++it) {
+    if (it->first != p->name) continue;
+    p->kill_at_call = it->second;
+    named_kills_.erase(it);
+    break;
+  }
   trace(Op::spawn, p);
   return pid;
 }
@@ -326,6 +332,8 @@ Status Node::kill(ProcessId pid) {
   kill_suspended(*p);
   return {};
 }
+
+void Node::kill_at_call(std::string name, std::uint64_t n) { named_kills_.emplace_back(std::move(name), n); }
 
 Status Node::kill_at_call(ProcessId pid, std::uint64_t n) {
   Process* p = find_live(pid);

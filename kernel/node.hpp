@@ -126,6 +126,11 @@ class Node {
   // Fault hook: kill `pid` as it makes its n-th kernel call (1-based, counted
   // from its start).
   Status kill_at_call(ProcessId pid, std::uint64_t n);
+  // The same for a process that does not exist yet: the next process created
+  // with this exact name (e.g. a supervisor's "counter#1") gets the hook.
+  void kill_at_call(std::string name, std::uint64_t n);
+  // How many kill_at_call hooks have fired.
+  std::uint64_t kills_at_call_fired() const { return kills_fired_; }
   // Run `event` on the run loop at virtual time `time_ns` (ordered by time, then
   // by the order of registration).
   void at(std::uint64_t time_ns, std::function<void(Node&)> event);
@@ -314,7 +319,9 @@ class Node {
   Pool<Reply> replies_;
   Pool<Factory, 16> factories_;
   std::map<std::string, Entry, std::less<>> programs_;  // ordered: deterministic
-  std::size_t spare_replies_ = 0;  // Process::spare_reply nodes: allocated, but no capability or object
+  std::size_t spare_replies_ = 0;
+  std::vector<std::pair<std::string, std::uint64_t>> named_kills_;  // kill_at_call(name, n) not yet applied
+  std::uint64_t kills_fired_ = 0;  // Process::spare_reply nodes: allocated, but no capability or object
   void free_spare_reply(Process& p);
 
   // ProcessId index -> process (null when the index is free). Index 0 unused.
@@ -426,7 +433,10 @@ inline bool Sys::enter() {
   ++self_.kernel_calls;
   ++node_.kernel_calls_;
   node_.now_ns_ += node_.config_.kernel_call_cost_ns;
-  if (self_.kernel_calls == self_.kill_at_call) [[unlikely]] node_.kill_running(self_);
+  if (self_.kernel_calls == self_.kill_at_call) [[unlikely]] {
+    ++node_.kills_fired_;
+    node_.kill_running(self_);
+  }
   return true;
 }
 

@@ -3,6 +3,7 @@
 // not specified across standard libraries).
 #pragma once
 
+#include <array>
 #include <cassert>
 #include <cstdint>
 
@@ -47,6 +48,14 @@ class Rng {
       }
     }
     return static_cast<std::uint64_t>(m >> 64);
+  }
+
+  // The whole state, to save a stream and resume it exactly (libpersist).
+  constexpr std::array<std::uint64_t, 4> state() const { return {s_[0], s_[1], s_[2], s_[3]}; }
+  static constexpr Rng from_state(const std::array<std::uint64_t, 4>& s) {
+    Rng r;
+    for (int i = 0; i < 4; ++i) r.s_[i] = s[static_cast<std::size_t>(i)];
+    return r;
   }
 
   // An independent stream named by `stream`: the same parent state and stream id

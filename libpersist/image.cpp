@@ -1,0 +1,382 @@
+#include "libpersist/image.hpp"
+
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
+#include <algorithm>
+#include <cassert>
+#include <cstring>
+#include <nlohmann/json.hpp>
+#include <set>
+
+namespace persim::persist {
+
+namespace {
+
+constexpr char magic[8] = {'P', 'S', 'I', 'M', 'I', 'M', 'G', '1'};
+
+// ---------------------------------------------------------------- writing
+
+class Out {
+ public:
+  explicit Out(std::vector<std::byte>& buf) : buf_(buf) {}
+  void u8(std::uint8_t v) { buf_.push_back(static_cast<std::byte>(v)); }
+  void u16(std::uint16_t v) { le(v, 2); }
+  void u32(std::uint32_t v) { le(v, 4); }
+  void u64(std::uint64_t v) { le(v, 8); }
+  void raw(std::span<const std::byte> b) {
+    const std::size_t at = buf_.size();
+    buf_.resize(at + b.size());
+    if (!b.empty()) std::memcpy(buf_.data() + at, b.data(), b.size());
+  }
+  void str(std::string_view s) {
+    u32(static_cast<std::uint32_t>(s.size()));
+    raw(std::as_bytes(std::span(s.data(), s.size())));
+  }
+  void bytes(std::span<const std::byte> b) {
+    u64(b.size());
+    raw(b);
+  }
+
+ private:
+  void le(std::uint64_t v, int n) {
+    for (int i = 0; i < n; ++i) buf_.push_back(static_cast<std::byte>(v >> (8 * i)));
+  }
+  std::vector<std::byte>& buf_;
+};
+
+std::size_t payload_bytes(const Entry& e) {
+  switch (e.kind) {
+    case EntryKind::bytes:
+    case EntryKind::region: return 8 + e.bytes.size();
+    case EntryKind::u64s:
+    case EntryKind::random: return 4 + 8 * e.numbers.size();
+    case EntryKind::strings: {
+      std::size_t n = 4;
+      for (const auto& [k, v] : e.strings) n += 8 + k.size() + v.size();
+      return n;
+    }
+    case EntryKind::file: return 4 + e.file.via.size() + 4 + e.file.path.size() + 1 + 8;
+    default: return 16;
+  }
+}
+
+void write_entry(Out& out, const Entry& e) {
+  out.u8(static_cast<std::uint8_t>(e.kind));
+  out.str(e.name);
+  switch (e.kind) {
+    case EntryKind::u64:
+    case EntryKind::i64: out.u64(e.number); return;
+    case EntryKind::bytes:
+    case EntryKind::region: out.bytes(e.bytes); return;
+    case EntryKind::u64s:
+    case EntryKind::random:
+      out.u32(static_cast<std::uint32_t>(e.numbers.size()));
+      for (const std::uint64_t n : e.numbers) out.u64(n);
+      return;
+    case EntryKind::strings:
+      out.u32(static_cast<std::uint32_t>(e.strings.size()));
+      for (const auto& [k, v] : e.strings) {
+        out.str(k);
+        out.str(v);
+      }
+      return;
+    case EntryKind::grant: return;
+    case EntryKind::file:
+      out.str(e.file.via);
+      out.str(e.file.path);
+      out.u8(e.file.mode);
+      out.u64(e.file.offset);
+      return;
+    case EntryKind::token:
+      out.u64(e.token.token);
+      out.u64(e.token.next_seq);
+      return;
+  }
+}
+
+std::uint64_t checksum(std::span<const std::byte> image) {
+  // Bytes 8..24 (version, flags, reserved, length) and the body: all but the
+  // magic and the checksum itself.
+  XXH3_state_t state;
+  XXH3_64bits_reset(&state);
+  XXH3_64bits_update(&state, image.data() + 8, 16);
+  XXH3_64bits_update(&state, image.data() + image_header_bytes, image.size() - image_header_bytes);
+  return XXH3_64bits_digest(&state);
+}
+
+void put_u64_at(std::vector<std::byte>& buf, std::size_t at, std::uint64_t v) {
+  for (int i = 0; i < 8; ++i) buf[at + static_cast<std::size_t>(i)] = static_cast<std::byte>(v >> (8 * i));
+}
+
+// ---------------------------------------------------------------- reading
+
+class In {
+ public:
+  In(std::span<const std::byte> b, std::size_t base) : b_(b), base_(base) {}
+  bool ok() const { return error_.empty(); }
+  std::size_t offset() const { return base_ + at_; }
+  std::size_t left() const { return b_.size() - at_; }
+  const std::string& error() const { return error_; }
+  std::size_t error_offset() const { return error_at_; }
+
+  std::uint64_t le(std::size_t n, const char* what) {
+    if (!need(n, what)) return 0;
+    std::uint64_t v = 0;
+    for (std::size_t i = 0; i < n; ++i) v |= static_cast<std::uint64_t>(b_[at_ + i]) << (8 * i);
+    at_ += n;
+    return v;
+  }
+  std::uint8_t u8(const char* what) { return static_cast<std::uint8_t>(le(1, what)); }
+  std::uint32_t u32(const char* what) { return static_cast<std::uint32_t>(le(4, what)); }
+  std::uint64_t u64(const char* what) { return le(8, what); }
+  std::string str(const char* what, std::size_t max = image_name_bytes_max) {
+    const std::uint32_t n = u32(what);
+    if (!ok()) return {};
+    if (n > max) {
+      fail(std::string(what) + ": length " + std::to_string(n) + " over " + std::to_string(max));
+      return {};
+    }
+    if (!need(n, what)) return {};
+    std::string s(reinterpret_cast<const char*>(b_.data() + at_), n);
+    at_ += n;
+    return s;
+  }
+  std::vector<std::byte> bytes(const char* what) {
+    const std::uint64_t n = u64(what);
+    if (!ok() || !need(n, what)) return {};
+    std::vector<std::byte> v(b_.begin() + static_cast<std::ptrdiff_t>(at_),
+                             b_.begin() + static_cast<std::ptrdiff_t>(at_ + n));
+    at_ += n;
+    return v;
+  }
+  // A count of items at least `item_bytes` each: refused if they cannot fit.
+  std::uint32_t count(const char* what, std::size_t item_bytes) {
+    const std::uint32_t n = u32(what);
+    if (ok() && static_cast<std::uint64_t>(n) * item_bytes > left())
+      fail(std::string(what) + ": " + std::to_string(n) + " items cannot fit in " + std::to_string(left()) + " bytes");
+    return ok() ? n : 0;
+  }
+  void fail(std::string what) {
+    if (!ok()) return;
+    error_ = std::move(what);
+    error_at_ = offset();
+  }
+
+ private:
+  bool need(std::uint64_t n, const char* what) {
+    if (!ok()) return false;
+    if (n > left()) {
+      fail(std::string(what) + ": truncated (needs " + std::to_string(n) + " bytes, " + std::to_string(left()) +
+           " left)");
+      return false;
+    }
+    return true;
+  }
+  std::span<const std::byte> b_;
+  std::size_t base_;
+  std::size_t at_ = 0;
+  std::string error_;
+  std::size_t error_at_ = 0;
+};
+
+bool known_kind(std::uint8_t k) { return k >= 1 && k <= static_cast<std::uint8_t>(EntryKind::random); }
+
+void read_entry(In& in, Entry& e) {
+  switch (e.kind) {
+    case EntryKind::u64:
+    case EntryKind::i64: e.number = in.u64("value"); return;
+    case EntryKind::bytes:
+    case EntryKind::region: e.bytes = in.bytes("bytes"); return;
+    case EntryKind::u64s:
+    case EntryKind::random: {
+      const std::uint32_t n = in.count("numbers", 8);
+      e.numbers.reserve(n);
+      for (std::uint32_t i = 0; i < n && in.ok(); ++i) e.numbers.push_back(in.u64("number"));
+      if (e.kind == EntryKind::random && in.ok() && n != 4) in.fail("random stream: 4 words expected, got " + std::to_string(n));
+      return;
+    }
+    case EntryKind::strings: {
+      const std::uint32_t n = in.count("strings", 8);
+      for (std::uint32_t i = 0; i < n && in.ok(); ++i) {
+        std::string k = in.str("key", image_bytes_max);
+        std::string v = in.str("value", image_bytes_max);
+        if (in.ok() && !e.strings.emplace(std::move(k), std::move(v)).second) in.fail("duplicate key in a map");
+      }
+      return;
+    }
+    case EntryKind::grant: return;
+    case EntryKind::file:
+      e.file.via = in.str("file grant");
+      e.file.path = in.str("file path");
+      e.file.mode = in.u8("file mode");
+      e.file.offset = in.u64("file offset");
+      return;
+    case EntryKind::token:
+      e.token.token = in.u64("token");
+      e.token.next_seq = in.u64("token sequence");
+      return;
+  }
+}
+
+std::string hex(std::span<const std::byte> b) {
+  static constexpr char digits[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(2 * b.size());
+  for (const std::byte x : b) {
+    out.push_back(digits[static_cast<unsigned>(x) >> 4]);
+    out.push_back(digits[static_cast<unsigned>(x) & 0xf]);
+  }
+  return out;
+}
+
+}  // namespace
+
+const char* to_string(EntryKind k) noexcept {
+  switch (k) {
+    case EntryKind::u64: return "u64";
+    case EntryKind::i64: return "i64";
+    case EntryKind::bytes: return "bytes";
+    case EntryKind::u64s: return "u64s";
+    case EntryKind::strings: return "strings";
+    case EntryKind::region: return "region";
+    case EntryKind::grant: return "grant";
+    case EntryKind::file: return "file";
+    case EntryKind::token: return "token";
+    case EntryKind::random: return "random";
+  }
+  return "unknown";
+}
+
+const Entry* Image::find(std::string_view name) const {
+  for (const Entry& e : entries)
+    if (e.name == name) return &e;
+  return nullptr;
+}
+
+void encode(const Image& image, std::vector<std::byte>& out) {
+  assert(image.entries.size() <= image_entries_max);
+  std::size_t body = 4 + image.program.size() + 4 + 8 + 4;
+  for (const Entry& e : image.entries) body += 1 + 4 + e.name.size() + payload_bytes(e);
+  out.clear();
+  out.reserve(image_header_bytes + body);
+  Out w(out);
+  w.raw(std::as_bytes(std::span(magic)));
+  w.u16(image_format_version);
+  w.u16(0);
+  w.u32(0);
+  w.u64(0);  // body length, set below
+  w.u64(0);  // checksum, set below
+  w.str(image.program);
+  w.u32(image.program_version);
+  w.u64(image.sequence);
+  w.u32(static_cast<std::uint32_t>(image.entries.size()));
+  for (const Entry& e : image.entries) write_entry(w, e);
+  put_u64_at(out, 16, out.size() - image_header_bytes);
+  put_u64_at(out, 24, checksum(out));
+}
+
+std::vector<std::byte> encode(const Image& image) {
+  std::vector<std::byte> out;
+  encode(image, out);
+  return out;
+}
+
+std::string DecodeError::describe() const { return "byte " + std::to_string(offset) + ": " + what; }
+
+std::variant<Image, DecodeError> decode(std::span<const std::byte> bytes) {
+  if (bytes.size() < image_header_bytes)
+    return DecodeError{0, "truncated header (" + std::to_string(bytes.size()) + " of " +
+                              std::to_string(image_header_bytes) + " bytes)"};
+  if (std::memcmp(bytes.data(), magic, sizeof magic) != 0) return DecodeError{0, "not a persim image (bad magic)"};
+  In header(bytes.subspan(8, 24), 8);
+  const std::uint16_t version = static_cast<std::uint16_t>(header.le(2, "format version"));
+  const std::uint16_t flags = static_cast<std::uint16_t>(header.le(2, "flags"));
+  const std::uint32_t reserved = header.u32("reserved");
+  const std::uint64_t length = header.u64("body length");
+  const std::uint64_t sum = header.u64("checksum");
+  if (version != image_format_version)
+    return DecodeError{8, "format version " + std::to_string(version) + " (this build reads " +
+                              std::to_string(image_format_version) + ")"};
+  if (flags != 0 || reserved != 0) return DecodeError{10, "unknown flags"};
+  if (length != bytes.size() - image_header_bytes)
+    return DecodeError{16, "body length " + std::to_string(length) + " but " +
+                               std::to_string(bytes.size() - image_header_bytes) + " bytes follow (torn or truncated)"};
+  if (sum != checksum(bytes)) return DecodeError{24, "checksum mismatch (corrupt)"};
+
+  In in(bytes.subspan(image_header_bytes), image_header_bytes);
+  Image image;
+  image.program = in.str("program name");
+  image.program_version = in.u32("program version");
+  image.sequence = in.u64("sequence");
+  const std::uint32_t n = in.count("entries", 1 + 4);
+  if (in.ok() && n > image_entries_max) in.fail("entries: " + std::to_string(n) + " over " + std::to_string(image_entries_max));
+  std::set<std::string> names;
+  for (std::uint32_t i = 0; i < n && in.ok(); ++i) {
+    const std::size_t at = in.offset();
+    const std::uint8_t kind = in.u8("entry kind");
+    std::string name = in.str("entry name");
+    if (!in.ok()) break;
+    const std::string label = "entry " + std::to_string(i) + " '" + name + "'";
+    if (!known_kind(kind)) {
+      in.fail(label + ": unknown kind " + std::to_string(kind));
+      break;
+    }
+    if (!names.insert(name).second) {
+      in.fail(label + ": duplicate name");
+      break;
+    }
+    Entry e;
+    e.kind = static_cast<EntryKind>(kind);
+    e.name = std::move(name);
+    read_entry(in, e);
+    if (!in.ok()) return DecodeError{in.error_offset(), label + " (at byte " + std::to_string(at) + "): " + in.error()};
+    image.entries.push_back(std::move(e));
+  }
+  if (!in.ok()) return DecodeError{in.error_offset(), in.error()};
+  if (in.left() != 0) return DecodeError{in.offset(), std::to_string(in.left()) + " bytes after the last entry"};
+  return image;
+}
+
+std::string to_json(const Image& image) {
+  nlohmann::ordered_json j;
+  j["program"] = image.program;
+  j["program_version"] = image.program_version;
+  j["sequence"] = image.sequence;
+  j["format_version"] = image_format_version;
+  nlohmann::ordered_json entries = nlohmann::ordered_json::array();
+  for (const Entry& e : image.entries) {
+    nlohmann::ordered_json x;
+    x["name"] = e.name;
+    x["kind"] = to_string(e.kind);
+    switch (e.kind) {
+      case EntryKind::u64: x["value"] = e.number; break;
+      case EntryKind::i64: x["value"] = static_cast<std::int64_t>(e.number); break;
+      case EntryKind::bytes:
+      case EntryKind::region:
+        x["size"] = e.bytes.size();
+        x["hex"] = hex(std::span(e.bytes).first(std::min<std::size_t>(e.bytes.size(), 256)));
+        if (e.bytes.size() > 256) x["hex_truncated"] = true;
+        break;
+      case EntryKind::u64s:
+      case EntryKind::random: x["values"] = e.numbers; break;
+      case EntryKind::strings: x["values"] = e.strings; break;
+      case EntryKind::grant: break;
+      case EntryKind::file:
+        x["via"] = e.file.via;
+        x["path"] = e.file.path;
+        x["mode"] = e.file.mode;
+        x["offset"] = e.file.offset;
+        break;
+      case EntryKind::token:
+        x["token"] = e.token.token;
+        x["next_seq"] = e.token.next_seq;
+        break;
+    }
+    entries.push_back(std::move(x));
+  }
+  j["entries"] = std::move(entries);
+  return j.dump(2);
+}
+
+}  // namespace persim::persist

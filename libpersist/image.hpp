@@ -1,0 +1,108 @@
+// The checkpoint image: what a process writes of itself. Versioned, portable
+// (little-endian fixed-width fields, no pointers, no handle values) and
+// checksummed. It names capabilities only by manifest grant name, or by the
+// request that obtained them ("opened x through grant data, mode w, offset
+// 4096"); capability bits never appear.
+//
+// Layout (all integers little-endian):
+//   0   8  magic "PSIMIMG1"
+//   8   2  format version (image_format_version)
+//   10  2  flags (0)
+//   12  4  reserved (0)
+//   16  8  body length in bytes
+//   24  8  XXH3-64 of bytes 8..24 and the body
+//   32     body: str program, u32 program version, u64 sequence, u32 entry
+//          count, then each entry: u8 kind, str name, payload (by kind)
+// A str is a u32 length and that many bytes.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <span>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+namespace persim::persist {
+
+inline constexpr std::uint16_t image_format_version = 1;
+inline constexpr std::size_t image_header_bytes = 32;
+inline constexpr std::size_t image_name_bytes_max = 256;      // program, entry, grant and path names
+inline constexpr std::size_t image_entries_max = 1 << 16;
+inline constexpr std::uint64_t image_bytes_max = 1ull << 32;   // one image, whole
+
+enum class EntryKind : std::uint8_t {
+  u64 = 1,      // number
+  i64 = 2,      // number (two's complement)
+  bytes = 3,    // bytes (strings too)
+  u64s = 4,     // numbers
+  strings = 5,  // a string-to-string map, in key order
+  region = 6,   // bytes of a fixed-size region
+  grant = 7,    // a manifest grant the program holds (by name only)
+  file = 8,     // a file session, by the request that opened it
+  token = 9,    // an idempotency token of a session, and the next sequence number
+  random = 10,  // the state of a persisted random stream: numbers (4 words)
+};
+const char* to_string(EntryKind k) noexcept;
+
+// A file session as the request that obtained it: opened through grant `via`
+// (the grant itself when `path` is empty, else a directory grant and a path
+// relative to it), with `mode`, at `offset`.
+struct FileRecord {
+  std::string via;
+  std::string path;
+  std::uint8_t mode = 0;
+  std::uint64_t offset = 0;
+  bool operator==(const FileRecord&) const = default;
+};
+
+struct TokenRecord {
+  std::uint64_t token = 0;
+  std::uint64_t next_seq = 1;
+  bool operator==(const TokenRecord&) const = default;
+};
+
+struct Entry {
+  EntryKind kind = EntryKind::u64;
+  std::string name;
+  std::uint64_t number = 0;
+  std::vector<std::byte> bytes;
+  std::vector<std::uint64_t> numbers;
+  std::map<std::string, std::string> strings;
+  FileRecord file;
+  TokenRecord token;
+  bool operator==(const Entry&) const = default;
+};
+
+struct Image {
+  std::string program;
+  std::uint32_t program_version = 0;
+  std::uint64_t sequence = 0;  // checkpoints the program has taken, this one included
+  std::vector<Entry> entries;  // names unique
+  const Entry* find(std::string_view name) const;
+  bool operator==(const Image&) const = default;
+};
+
+// Encodes into `out` (replaced). Precondition: names within image_name_bytes_max,
+// entries within image_entries_max.
+void encode(const Image& image, std::vector<std::byte>& out);
+std::vector<std::byte> encode(const Image& image);
+
+// Where a decode failed and why: "byte 57: entry 3 'count': truncated".
+struct DecodeError {
+  std::size_t offset = 0;
+  std::string what;
+  std::string describe() const;
+};
+
+// Checks everything: magic, format version, length, checksum, every length
+// prefix, every kind, duplicate names, trailing bytes. Never reads out of
+// bounds, never yields a partial image.
+std::variant<Image, DecodeError> decode(std::span<const std::byte> bytes);
+
+// The image as JSON (persim inspect): entries by name, bytes as hex.
+std::string to_json(const Image& image);
+
+}  // namespace persim::persist

@@ -1,0 +1,407 @@
+#include "libpersist/persist.hpp"
+
+#include <algorithm>
+#include <cassert>
+
+#include "servers/supervisor/supervisor.hpp"
+#include "servers/wire.hpp"
+
+namespace persim::persist {
+
+using kernel::Cap;
+using kernel::Endpoint;
+using kernel::Message;
+using kernel::Sys;
+using servers::Outcome;
+using servers::ServiceError;
+
+const char* to_string(PersistError e) noexcept {
+  switch (e) {
+    case PersistError::none: return "none";
+    case PersistError::no_store: return "no_store";
+    case PersistError::no_valid_image: return "no_valid_image";
+    case PersistError::wrong_program: return "wrong_program";
+    case PersistError::version_refused: return "version_refused";
+    case PersistError::wrong_type: return "wrong_type";
+    case PersistError::wrong_size: return "wrong_size";
+    case PersistError::grant_missing: return "grant_missing";
+    case PersistError::session_refused: return "session_refused";
+  }
+  return "unknown";
+}
+
+namespace {
+
+// Entry names of what libpersist itself records; program fields may not start with '.'.
+const std::string random_entry = ".random";
+std::string file_entry(const std::string& name) { return ".file:" + name; }
+std::string token_entry(const std::string& what) { return ".token:" + what; }
+std::string grant_entry(const std::string& name) { return ".grant:" + name; }
+
+PersistStatus fail(PersistError e, std::string what) { return {e, std::move(what)}; }
+
+std::string describe(const kernel::Error e) { return "kernel: " + std::string(kernel::to_string(e)); }
+
+}  // namespace
+
+Persistent::Persistent(Sys& sys, Options options) : sys_(sys), options_(std::move(options)) {}
+
+// ---------------------------------------------------------------- declarations
+
+void Persistent::bind(EntryKind kind, std::string name, std::function<void(Entry&)> save,
+                      std::function<void(const Entry&)> load, std::size_t region_size) {
+  assert(!name.empty() && name.front() != '.' && "names starting with '.' are libpersist's own");
+  assert(std::none_of(bindings_.begin(), bindings_.end(), [&](const Binding& b) { return b.name == name; }));
+  bindings_.push_back({kind, std::move(name), std::move(save), std::move(load), region_size});
+}
+
+void Persistent::field(std::string name, std::uint64_t& v) {
+  bind(EntryKind::u64, std::move(name), [&v](Entry& e) { e.number = v; }, [&v](const Entry& e) { v = e.number; });
+}
+
+void Persistent::field(std::string name, std::int64_t& v) {
+  bind(EntryKind::i64, std::move(name), [&v](Entry& e) { e.number = static_cast<std::uint64_t>(v); },
+       [&v](const Entry& e) { v = static_cast<std::int64_t>(e.number); });
+}
+
+void Persistent::field(std::string name, std::string& v) {
+  bind(EntryKind::bytes, std::move(name),
+       [&v](Entry& e) {
+         const auto b = std::as_bytes(std::span(v.data(), v.size()));
+         e.bytes.assign(b.begin(), b.end());
+       },
+       [&v](const Entry& e) { v.assign(reinterpret_cast<const char*>(e.bytes.data()), e.bytes.size()); });
+}
+
+void Persistent::field(std::string name, std::vector<std::byte>& v) {
+  bind(EntryKind::bytes, std::move(name), [&v](Entry& e) { e.bytes = v; }, [&v](const Entry& e) { v = e.bytes; });
+}
+
+void Persistent::field(std::string name, std::vector<std::uint64_t>& v) {
+  bind(EntryKind::u64s, std::move(name), [&v](Entry& e) { e.numbers = v; }, [&v](const Entry& e) { v = e.numbers; });
+}
+
+void Persistent::field(std::string name, std::map<std::string, std::string>& v) {
+  bind(EntryKind::strings, std::move(name), [&v](Entry& e) { e.strings = v; },
+       [&v](const Entry& e) { v = e.strings; });
+}
+
+void Persistent::region(std::string name, std::span<std::byte> bytes) {
+  bind(EntryKind::region, std::move(name), [bytes](Entry& e) { e.bytes.assign(bytes.begin(), bytes.end()); },
+       [bytes](const Entry& e) { std::copy(e.bytes.begin(), e.bytes.end(), bytes.begin()); }, bytes.size());
+}
+
+Cap<Endpoint>& Persistent::grant(std::string name) { return grants_[std::move(name)]; }
+
+File& Persistent::file(std::string name, std::string via, std::string path, std::uint8_t mode) {
+  auto f = std::make_unique<File>();
+  f->owner_ = this;
+  f->name_ = std::move(name);
+  f->record_ = FileRecord{std::move(via), std::move(path), mode, 0};
+  File& ref = *f;
+  files_.push_back(std::move(f));
+  if (restored_) {
+    // Opened after the restart: at once, and (exactly once) with a durable token.
+    if (open_file(ref, false) && exactly_once()) {
+      bool issued = false;
+      if (ensure_token(ref.cap_, ref.token_, "file '" + ref.name_ + "'", &issued) && issued) (void)checkpoint();
+    }
+  }
+  return ref;
+}
+
+Console& Persistent::console(std::string name, std::string via) {
+  auto c = std::make_unique<Console>();
+  c->owner_ = this;
+  c->name_ = std::move(name);
+  c->via_ = std::move(via);
+  consoles_.push_back(std::move(c));
+  return *consoles_.back();
+}
+
+Kv& Persistent::kv(std::string name, std::string via) {
+  auto k = std::make_unique<Kv>();
+  k->owner_ = this;
+  k->name_ = std::move(name);
+  k->via_ = std::move(via);
+  kvs_.push_back(std::move(k));
+  return *kvs_.back();
+}
+
+// ---------------------------------------------------------------- restore
+
+PersistStatus Persistent::load(const Image& image) {
+  if (image.program != options_.program)
+    return fail(PersistError::wrong_program,
+                "image of program '" + image.program + "', this is '" + options_.program + "'");
+  if (image.program_version > options_.version || image.program_version < options_.oldest_readable)
+    return fail(PersistError::version_refused,
+                "image of " + options_.program + " version " + std::to_string(image.program_version) +
+                    "; this version " + std::to_string(options_.version) + " reads versions " +
+                    std::to_string(options_.oldest_readable) + " to " + std::to_string(options_.version));
+  // Check everything before changing anything: a refused image leaves the fields as they were.
+  for (const Binding& b : bindings_) {
+    const Entry* e = image.find(b.name);
+    if (e == nullptr) continue;  // added in a newer version: keeps its initial value
+    if (e->kind != b.kind)
+      return fail(PersistError::wrong_type, "field '" + b.name + "': the image has " + to_string(e->kind) +
+                                                ", the program declares " + to_string(b.kind));
+    if (b.kind == EntryKind::region && e->bytes.size() != b.region_size)
+      return fail(PersistError::wrong_size, "region '" + b.name + "': the image has " +
+                                                std::to_string(e->bytes.size()) + " bytes, the program declares " +
+                                                std::to_string(b.region_size));
+  }
+  for (const Binding& b : bindings_)
+    if (const Entry* e = image.find(b.name)) b.load(*e);
+  for (auto& f : files_) {
+    if (const Entry* e = image.find(file_entry(f->name_)); e != nullptr && e->kind == EntryKind::file) f->record_ = e->file;
+    if (const Entry* e = image.find(token_entry("file:" + f->name_)); e != nullptr && e->kind == EntryKind::token)
+      f->token_ = e->token;
+  }
+  for (auto& c : consoles_)
+    if (const Entry* e = image.find(token_entry("console:" + c->name_)); e != nullptr && e->kind == EntryKind::token)
+      c->token_ = e->token;
+  for (auto& k : kvs_)
+    if (const Entry* e = image.find(token_entry("kv:" + k->name_)); e != nullptr && e->kind == EntryKind::token)
+      k->token_ = e->token;
+  if (const Entry* e = image.find(random_entry); e != nullptr && e->kind == EntryKind::random)
+    rng_ = kernel::Rng::from_state({e->numbers[0], e->numbers[1], e->numbers[2], e->numbers[3]});
+  sequence_ = image.sequence;
+  return {};
+}
+
+PersistStatus Persistent::restore(Restored* restored) {
+  Restored found;
+  const kernel::Result<Cap<Endpoint>> ckpt = sys_.granted<Endpoint>(options_.checkpoint_grant);
+  if (!ckpt) return fail(PersistError::no_store, "grant '" + options_.checkpoint_grant + "': " + describe(ckpt.error()));
+  store_ = servers::CkptClient(*ckpt);
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> versions;
+  if (const Outcome o = store_.list(sys_, &versions); !o)
+    return fail(PersistError::no_store, "checkpoint store: " + o.describe());
+  bool loaded = false;
+  for (auto it = versions.rbegin(); it != versions.rend() && !loaded; ++it) {
+    std::vector<std::byte> bytes;
+    if (const Outcome o = store_.read(sys_, it->first, it->second, &bytes); !o)
+      return fail(PersistError::no_store, "checkpoint store: reading version " + std::to_string(it->first) + ": " +
+                                              o.describe());
+    auto decoded = decode(bytes);
+    if (const DecodeError* e = std::get_if<DecodeError>(&decoded)) {
+      found.passed_over.push_back("version " + std::to_string(it->first) + ": " + e->describe());
+      continue;
+    }
+    if (const PersistStatus s = load(std::get<Image>(decoded)); !s) return s;
+    found.from_image = true;
+    found.version = it->first;
+    loaded = true;
+  }
+  if (!versions.empty() && !loaded) {
+    std::string why;
+    for (const std::string& p : found.passed_over) why += (why.empty() ? "" : "; ") + p;
+    return fail(PersistError::no_valid_image, why);
+  }
+  if (!loaded) rng_ = kernel::Rng(sys_.random());  // a fresh stream, kept from now on
+  found.sequence = sequence_;
+
+  for (auto& [name, cap] : grants_) {
+    const kernel::Result<Cap<Endpoint>> g = sys_.granted<Endpoint>(name);
+    if (!g) return fail(PersistError::grant_missing, "grant '" + name + "': " + describe(g.error()));
+    cap = *g;
+  }
+  for (auto& c : consoles_) {
+    const kernel::Result<Cap<Endpoint>> g = sys_.granted<Endpoint>(c->via_);
+    if (!g) return fail(PersistError::grant_missing, "console '" + c->name_ + "' (grant '" + c->via_ + "'): " + describe(g.error()));
+    c->cap_ = *g;
+  }
+  for (auto& k : kvs_) {
+    const kernel::Result<Cap<Endpoint>> g = sys_.granted<Endpoint>(k->via_);
+    if (!g) return fail(PersistError::grant_missing, "kv '" + k->name_ + "' (grant '" + k->via_ + "'): " + describe(g.error()));
+    k->cap_ = *g;
+  }
+  for (auto& f : files_)
+    if (const PersistStatus s = open_file(*f, loaded); !s) return s;
+
+  if (exactly_once()) {
+    bool issued = false;
+    for (auto& c : consoles_)
+      if (const PersistStatus s = ensure_token(c->cap_, c->token_, "console '" + c->name_ + "'", &issued); !s) return s;
+    for (auto& k : kvs_)
+      if (const PersistStatus s = ensure_token(k->cap_, k->token_, "kv '" + k->name_ + "'", &issued); !s) return s;
+    for (auto& f : files_)
+      if (const PersistStatus s = ensure_token(f->cap_, f->token_, "file '" + f->name_ + "'", &issued); !s) return s;
+    restored_ = true;
+    if (issued)
+      if (const PersistStatus s = checkpoint(); !s) return s;
+  }
+  restored_ = true;
+  if (restored != nullptr) *restored = std::move(found);
+  return {};
+}
+
+PersistStatus Persistent::open_file(File& f, bool restoring) {
+  const FileRecord& r = f.record_;
+  const std::string what = "file '" + f.name_ + "' (" + r.via + (r.path.empty() ? "" : ":" + r.path) + ")";
+  const kernel::Result<Cap<Endpoint>> via = sys_.granted<Endpoint>(r.via);
+  if (!via) return fail(PersistError::grant_missing, what + ": grant '" + r.via + "': " + describe(via.error()));
+  Cap<Endpoint> session = *via;
+  if (!r.path.empty()) {
+    servers::FsClient opened;
+    if (const Outcome o = servers::FsClient(*via).open(sys_, r.path, r.mode, &opened); !o)
+      return fail(PersistError::session_refused, what + ": open: " + o.describe());
+    session = opened.cap();
+  }
+  // Writes in append mode go to the end; every other session resumes at its offset.
+  if (restoring && (r.mode & servers::fs_mode::append) == 0 && r.offset != 0) {
+    if (const Outcome o = servers::FsClient(session).seek(sys_, r.offset); !o)
+      return fail(PersistError::session_refused, what + ": seek to " + std::to_string(r.offset) + ": " + o.describe());
+  }
+  f.cap_ = session;
+  return {};
+}
+
+PersistStatus Persistent::ensure_token(Cap<Endpoint> session, TokenRecord& token, const std::string& what,
+                                       bool* issued) {
+  if (token.token != 0) return {};
+  std::uint64_t t = 0;
+  if (const Outcome o = servers::issue_token(sys_, session, &t); !o)
+    return fail(PersistError::session_refused, what + ": issue token: " + o.describe());
+  token = TokenRecord{t, 1};
+  *issued = true;
+  return {};
+}
+
+// ---------------------------------------------------------------- checkpoint
+
+Image Persistent::snapshot() {
+  Image image;
+  image.program = options_.program;
+  image.program_version = options_.version;
+  image.sequence = sequence_ + 1;
+  image.entries.reserve(bindings_.size() + files_.size() * 2 + consoles_.size() + kvs_.size() + grants_.size() + 1);
+  for (const Binding& b : bindings_) {
+    Entry e;
+    e.kind = b.kind;
+    e.name = b.name;
+    b.save(e);
+    image.entries.push_back(std::move(e));
+  }
+  auto add = [&image](EntryKind kind, std::string name) -> Entry& {
+    Entry& e = image.entries.emplace_back();
+    e.kind = kind;
+    e.name = std::move(name);
+    return e;
+  };
+  for (const auto& [name, cap] : grants_) add(EntryKind::grant, grant_entry(name));
+  auto token = [&add](const std::string& what, const TokenRecord& t) {
+    if (t.token != 0) add(EntryKind::token, token_entry(what)).token = t;
+  };
+  for (const auto& f : files_) {
+    add(EntryKind::file, file_entry(f->name_)).file = f->record_;
+    token("file:" + f->name_, f->token_);
+  }
+  for (const auto& c : consoles_) token("console:" + c->name_, c->token_);
+  for (const auto& k : kvs_) token("kv:" + k->name_, k->token_);
+  const std::array<std::uint64_t, 4> state = rng_.state();
+  add(EntryKind::random, random_entry).numbers.assign(state.begin(), state.end());
+  return image;
+}
+
+PersistStatus Persistent::checkpoint(std::uint64_t* version) {
+  if (!restored_) return fail(PersistError::no_store, "checkpoint before restore()");
+  // A file's offset is the server's: ask, so the image records exactly where it is.
+  for (auto& f : files_) {
+    std::uint64_t offset = 0, size = 0;
+    if (const Outcome o = servers::FsClient(f->cap_).stat(sys_, &offset, &size); !o)
+      return fail(PersistError::session_refused, "file '" + f->name_ + "': stat: " + o.describe());
+    f->record_.offset = offset;
+  }
+  encode(snapshot(), buffer_);
+  std::uint64_t v = 0;
+  if (const Outcome o = store_.write(sys_, buffer_, &v); !o)
+    return fail(PersistError::no_store, "checkpoint store: " + o.describe());
+  ++sequence_;
+  if (version != nullptr) *version = v;
+  return {};
+}
+
+std::uint64_t Persistent::random() { return rng_.next(); }
+std::uint64_t Persistent::random_below(std::uint64_t bound) { return bound == 0 ? 0 : rng_.below(bound); }
+
+// ---------------------------------------------------------------- effects
+
+Outcome Persistent::effect(Cap<Endpoint> session, TokenRecord& token, Message& request, Message& reply) {
+  if (exactly_once() && token.token != 0 && !servers::make_once(request, token.token, token.next_seq++))
+    return {kernel::Error{}, ServiceError::malformed};
+  return servers::call(sys_, session, request, reply);
+}
+
+namespace {
+
+Message request_for(std::uint64_t op) {
+  Message m{};
+  m.label = op;
+  return m;
+}
+
+}  // namespace
+
+Outcome File::write(Sys&, std::string_view bytes) {
+  Message request = request_for(static_cast<std::uint64_t>(servers::FsOp::write)), reply{};
+  if (!servers::wire::Writer(request).str(bytes).ok()) return {kernel::Error{}, ServiceError::malformed};
+  return owner_->effect(cap_, token_, request, reply);
+}
+
+Outcome File::read(Sys& sys, std::uint32_t max, std::string* out) { return servers::FsClient(cap_).read(sys, max, out); }
+Outcome File::seek(Sys& sys, std::uint64_t offset) { return servers::FsClient(cap_).seek(sys, offset); }
+
+Outcome File::truncate(Sys&, std::uint64_t size) {
+  Message request = request_for(static_cast<std::uint64_t>(servers::FsOp::truncate)), reply{};
+  servers::wire::Writer(request).u64(size);
+  return owner_->effect(cap_, token_, request, reply);
+}
+
+Outcome Console::write(Sys&, std::string_view text) {
+  do {
+    const std::string_view chunk = text.substr(0, servers::chunk_bytes_max);
+    text.remove_prefix(chunk.size());
+    Message request = request_for(static_cast<std::uint64_t>(servers::ConsoleOp::write)), reply{};
+    servers::wire::Writer(request).str(chunk);
+    if (const Outcome o = owner_->effect(cap_, token_, request, reply); !o) return o;
+  } while (!text.empty());
+  return {};
+}
+
+Outcome Console::read_line(Sys& sys, std::string* line, bool* end) {
+  return servers::ConsoleClient(cap_).read_line(sys, line, end);
+}
+
+Outcome Kv::get(Sys& sys, std::string_view key, std::string* value) {
+  return servers::KvClient(cap_).get(sys, key, value);
+}
+
+Outcome Kv::put(Sys&, std::string_view key, std::string_view value) {
+  Message request = request_for(static_cast<std::uint64_t>(servers::KvOp::put)), reply{};
+  if (!servers::wire::Writer(request).str(key).str(value).ok()) return {kernel::Error{}, ServiceError::malformed};
+  return owner_->effect(cap_, token_, request, reply);
+}
+
+Outcome Kv::del(Sys&, std::string_view key) {
+  Message request = request_for(static_cast<std::uint64_t>(servers::KvOp::del)), reply{};
+  if (!servers::wire::Writer(request).str(key).ok()) return {kernel::Error{}, ServiceError::malformed};
+  return owner_->effect(cap_, token_, request, reply);
+}
+
+Outcome Kv::txn(Sys&, const std::vector<servers::KvTxnOp>& ops, std::uint8_t* failed) {
+  Message request = request_for(static_cast<std::uint64_t>(servers::KvOp::txn)), reply{};
+  servers::wire::Writer w(request);
+  w.u8(static_cast<std::uint8_t>(ops.size()));
+  for (const servers::KvTxnOp& op : ops) {
+    w.u8(static_cast<std::uint8_t>(op.kind)).str(op.key);
+    if (op.kind == servers::KvTxnOp::Kind::check_equal || op.kind == servers::KvTxnOp::Kind::put) w.str(op.value);
+  }
+  if (!w.ok()) return {kernel::Error{}, ServiceError::malformed};
+  const Outcome o = owner_->effect(cap_, token_, request, reply);
+  if (o.service == ServiceError::conflict && failed != nullptr) *failed = servers::wire::Reader(reply).u8();
+  return o;
+}
+
+}  // namespace persim::persist

@@ -1,0 +1,214 @@
+// libpersist: what a program links to checkpoint only its own state and, once
+// restarted, continue where it left off.
+//
+// A program declares its persistent state (typed fields and fixed-size byte
+// regions bound by reference) and the sessions it uses (files, its console, key-
+// value tables), then calls restore(): the newest valid image is loaded into
+// the fields, each recorded session is rebuilt through ordinary requests to the
+// servers (re-opened, sought to its offset), each grant name is mapped to the
+// capability the supervisor granted this incarnation. checkpoint() writes an
+// image to the checkpoint store through the "ckpt" grant.
+//
+// Effects since the last checkpoint happen at least once: a restarted program
+// re-does them. In exactly-once mode every effect carries an idempotency token
+// and sequence number (kept in the image), so the servers apply a re-done
+// effect only once; this assumes the program re-does its effects in the same
+// order, deterministically from its restored state (Persistent::random is a
+// random stream that is part of the state, for that).
+//
+// See docs/libpersist.md.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "kernel/rng.hpp"
+#include "kernel/sys.hpp"
+#include "libpersist/image.hpp"
+#include "servers/ckpt/ckpt.hpp"
+#include "servers/console/console.hpp"
+#include "servers/fs/fs.hpp"
+#include "servers/kv/kv.hpp"
+
+namespace persim::persist {
+
+enum class Effects : std::uint8_t { at_least_once, exactly_once };
+
+struct Options {
+  std::string program;               // names the image: another program's image is refused
+  std::uint32_t version = 1;         // this program's version, written into images
+  std::uint32_t oldest_readable = 1;  // images of older versions are refused
+  Effects effects = Effects::at_least_once;
+  std::string checkpoint_grant = "ckpt";
+};
+
+// What went wrong, naming which grant, session, image or field.
+enum class PersistError : std::uint8_t {
+  none = 0,
+  no_store,         // the checkpoint grant is missing, or the store refused
+  no_valid_image,   // images exist, none decodes (each one's damage is in `what`)
+  wrong_program,    // the image belongs to another program
+  version_refused,  // the image's program version is newer than this one, or too old
+  wrong_type,       // a field's type differs from the image's entry of that name
+  wrong_size,       // a region's size differs from the image's
+  grant_missing,    // a grant the image names was not granted to this incarnation
+  session_refused,  // a server refused to rebuild a recorded session
+};
+const char* to_string(PersistError e) noexcept;
+
+struct PersistStatus {
+  PersistError error = PersistError::none;
+  std::string what;  // "grant 'log': kernel: not_found"
+  bool ok() const { return error == PersistError::none; }
+  explicit operator bool() const { return ok(); }
+};
+
+// What restore() found.
+struct Restored {
+  bool from_image = false;     // false: no image yet, a fresh start
+  std::uint64_t version = 0;   // the image's version in the store
+  std::uint64_t sequence = 0;  // checkpoints taken before this start
+  std::vector<std::string> passed_over;  // damaged newer images, and why
+};
+
+class Persistent;
+
+// A file session libpersist records by the request that opened it and rebuilds.
+class File {
+ public:
+  // Writes at the offset (or the end, in append mode); at most chunk_bytes_max.
+  servers::Outcome write(kernel::Sys& sys, std::string_view bytes);
+  servers::Outcome read(kernel::Sys& sys, std::uint32_t max, std::string* out);
+  servers::Outcome seek(kernel::Sys& sys, std::uint64_t offset);
+  servers::Outcome truncate(kernel::Sys& sys, std::uint64_t size);
+  servers::FsClient client() const { return servers::FsClient(cap_); }
+
+ private:
+  friend class Persistent;
+  Persistent* owner_ = nullptr;
+  std::string name_;
+  FileRecord record_;
+  kernel::Cap<kernel::Endpoint> cap_;
+  TokenRecord token_;
+};
+
+// A console session (a grant): its writes are effects.
+class Console {
+ public:
+  servers::Outcome write(kernel::Sys& sys, std::string_view text);
+  servers::Outcome read_line(kernel::Sys& sys, std::string* line, bool* end);
+
+ private:
+  friend class Persistent;
+  Persistent* owner_ = nullptr;
+  std::string name_;
+  std::string via_;
+  kernel::Cap<kernel::Endpoint> cap_;
+  TokenRecord token_;
+};
+
+// A key-value session (a grant): puts, deletes and transactions are effects.
+class Kv {
+ public:
+  servers::Outcome get(kernel::Sys& sys, std::string_view key, std::string* value);
+  servers::Outcome put(kernel::Sys& sys, std::string_view key, std::string_view value);
+  servers::Outcome del(kernel::Sys& sys, std::string_view key);
+  servers::Outcome txn(kernel::Sys& sys, const std::vector<servers::KvTxnOp>& ops, std::uint8_t* failed = nullptr);
+
+ private:
+  friend class Persistent;
+  Persistent* owner_ = nullptr;
+  std::string name_;
+  std::string via_;
+  kernel::Cap<kernel::Endpoint> cap_;
+  TokenRecord token_;
+};
+
+class Persistent {
+ public:
+  Persistent(kernel::Sys& sys, Options options);
+  Persistent(const Persistent&) = delete;
+  Persistent& operator=(const Persistent&) = delete;
+
+  // ---- Declarations, before restore(). Names are unique within the program.
+  void field(std::string name, std::uint64_t& value);
+  void field(std::string name, std::int64_t& value);
+  void field(std::string name, std::string& value);
+  void field(std::string name, std::vector<std::byte>& value);
+  void field(std::string name, std::vector<std::uint64_t>& value);
+  void field(std::string name, std::map<std::string, std::string>& value);
+  // A fixed-size region (its size must match the image's).
+  void region(std::string name, std::span<std::byte> bytes);
+  // A grant held by name: restore() maps it to this incarnation's capability
+  // and fails naming it if it is missing.
+  kernel::Cap<kernel::Endpoint>& grant(std::string name);
+  // A file opened through grant `via`: the grant itself when `path` is empty,
+  // else a directory grant and a path relative to it, opened with `mode`.
+  File& file(std::string name, std::string via, std::string path = {}, std::uint8_t mode = 0);
+  Console& console(std::string name, std::string via = "console");
+  Kv& kv(std::string name, std::string via);
+
+  // ---- Restart and checkpoint.
+  // Loads the newest valid image (passing over damaged ones), or starts fresh
+  // if there is none; rebuilds sessions; maps grants. In exactly-once mode a
+  // fresh start checkpoints at once, so the idempotency tokens are durable
+  // before the first effect.
+  PersistStatus restore(Restored* restored = nullptr);
+  // Writes an image of the declared state. `*version` is its version in the store.
+  PersistStatus checkpoint(std::uint64_t* version = nullptr);
+
+  // A random stream that is part of the state: restored with it, so re-done
+  // work draws the same numbers.
+  std::uint64_t random();
+  std::uint64_t random_below(std::uint64_t bound);
+
+  // The image the next checkpoint would write (for tests and inspection).
+  Image snapshot();
+  std::uint64_t checkpoints() const { return sequence_; }
+
+ private:
+  friend class File;
+  friend class Console;
+  friend class Kv;
+
+  struct Binding {
+    EntryKind kind;
+    std::string name;
+    std::function<void(Entry&)> save;
+    std::function<void(const Entry&)> load;
+    std::size_t region_size = 0;
+  };
+
+  void bind(EntryKind kind, std::string name, std::function<void(Entry&)> save,
+            std::function<void(const Entry&)> load, std::size_t region_size = 0);
+  PersistStatus load(const Image& image);
+  PersistStatus open_file(File& f, bool restoring);
+  PersistStatus ensure_token(kernel::Cap<kernel::Endpoint> session, TokenRecord& token, const std::string& what,
+                             bool* issued);
+  // Sends an effect (exactly once if so configured) through `session`.
+  servers::Outcome effect(kernel::Cap<kernel::Endpoint> session, TokenRecord& token, kernel::Message& request,
+                          kernel::Message& reply);
+  bool exactly_once() const { return options_.effects == Effects::exactly_once; }
+
+  kernel::Sys& sys_;
+  Options options_;
+  std::vector<Binding> bindings_;
+  std::map<std::string, kernel::Cap<kernel::Endpoint>> grants_;
+  std::vector<std::unique_ptr<File>> files_;
+  std::vector<std::unique_ptr<Console>> consoles_;
+  std::vector<std::unique_ptr<Kv>> kvs_;
+  kernel::Rng rng_;
+  std::uint64_t sequence_ = 0;
+  servers::CkptClient store_;
+  bool restored_ = false;
+  std::vector<std::byte> buffer_;  // the encoded image, reused
+};
+
+}  // namespace persim::persist
