@@ -3,6 +3,7 @@
 // then happen again (at least once) or not (exactly once).
 #include <gtest/gtest.h>
 
+#include <memory>
 #include <sstream>
 
 #include "libpersist/persist.hpp"
@@ -113,6 +114,201 @@ TEST(Persist, KilledAtEveryKernelCallResumesExactlyOnce) {
     EXPECT_EQ(run.output, uninterrupted()) << "killed at kernel call " << k;
   }
   EXPECT_GT(kills, 20);
+}
+
+// A program driven from the test, with the Persistent it restores.
+struct Driven {
+  DrivenProgram program;
+  PersistStatus restored;
+  Restored found;
+};
+
+// Boots `manifest_grants` for a driven program "app" whose incarnations each
+// run `body` (declarations then restore) before taking operations.
+std::unique_ptr<System> boot_app(Driven& d, std::initializer_list<G> grants,
+                                 std::function<void(Sys&, Driven&)> body) {
+  auto system = std::make_unique<System>(system_config());
+  system->add_standard_servers();
+  auto entry = d.program.entry();
+  EXPECT_TRUE(system->add_program("app", [&d, body, entry](Sys& sys) {
+    body(sys, d);
+    entry(sys);
+  }).ok());
+  Manifest m = manifest("app", "app", grants, RestartPolicy::always);
+  m.backoff_ns_initial = 1'000;
+  system->add(m);
+  EXPECT_TRUE(system->boot().ok());
+  return system;
+}
+
+// Property: a file session is rebuilt by re-opening and seeking to the offset
+// the image recorded: positional writes re-done after a kill land where they
+// did, so the file ends as in an uninterrupted run.
+TEST(Persist, FileSessionRebuiltAtItsOffset) {
+  Driven d;
+  std::uint64_t count = 0;
+  std::unique_ptr<Persistent> p;
+  File* file = nullptr;
+  auto system = boot_app(d, {{"data", "fs:/data/", "rwcd"}, {"ckpt", "ckpt", ""}}, [&](Sys& sys, Driven& dd) {
+    p = std::make_unique<Persistent>(sys, Options{.program = "app"});
+    p->field("count", count);
+    file = &p->file("out", "data", "out", servers::fs_mode::read | servers::fs_mode::write | servers::fs_mode::create);
+    dd.restored = p->restore(&dd.found);
+  });
+  ASSERT_TRUE(run_until(*system, [&] { return d.program.incarnations() == 1; }));
+  ASSERT_TRUE(d.restored.ok()) << d.restored.what;
+  auto step = [&](Sys& sys) {
+    ++count;
+    ASSERT_TRUE(file->write(sys, "line " + std::to_string(count) + ";").ok());
+  };
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(d.program.run(*system, step));
+  ASSERT_TRUE(d.program.run(*system, [&](Sys&) { ASSERT_TRUE(p->checkpoint().ok()); }));
+  for (int i = 0; i < 2; ++i) ASSERT_TRUE(d.program.run(*system, step));  // done again after the kill
+  ASSERT_TRUE(system->node().kill(*system->process_of("app")).ok());
+  ASSERT_TRUE(run_until(*system, [&] { return d.program.incarnations() == 2; }));
+  ASSERT_TRUE(d.restored.ok()) << d.restored.what;
+  EXPECT_TRUE(d.found.from_image);
+  EXPECT_EQ(count, 3u);
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(d.program.run(*system, step));
+  const auto* data = system->fs().store.get("file:/data/out");
+  ASSERT_NE(data, nullptr);
+  EXPECT_EQ(std::string(reinterpret_cast<const char*>(data->data()), data->size()),
+            "line 1;line 2;line 3;line 4;line 5;line 6;");
+}
+
+// Property: restore fails, naming which, when a grant the program declares is
+// missing, and when a server refuses to rebuild a recorded session.
+TEST(Persist, RestoreNamesTheMissingGrantAndTheRefusedSession) {
+  {
+    Driven d;
+    auto system = boot_app(d, {{"ckpt", "ckpt", ""}}, [](Sys& sys, Driven& dd) {
+      Persistent p(sys, {.program = "app"});
+      p.grant("log");
+      dd.restored = p.restore();
+    });
+    ASSERT_TRUE(run_until(*system, [&] { return d.program.incarnations() == 1; }));
+    EXPECT_EQ(d.restored.error, PersistError::grant_missing);
+    EXPECT_EQ(d.restored.what, "grant 'log': kernel: not_found");
+  }
+  {
+    // The image records a file opened without create; the file is removed
+    // before the restart: the server refuses the re-open.
+    Driven d;
+    auto system = boot_app(d, {{"data", "fs:/data/", "rwcd"}, {"ckpt", "ckpt", ""}}, [](Sys& sys, Driven& dd) {
+      if (dd.program.incarnations() == 0) {  // the file exists before the program opens it
+        servers::FsClient created;
+        ASSERT_TRUE(servers::FsClient(sys.granted<Endpoint>("data").value())
+                        .open(sys, "out", servers::fs_mode::write | servers::fs_mode::create, &created)
+                        .ok());
+      }
+      Persistent p(sys, {.program = "app"});
+      p.file("out", "data", "out", servers::fs_mode::write);
+      dd.restored = p.restore();
+      if (dd.restored) (void)p.checkpoint();
+    });
+    ASSERT_TRUE(run_until(*system, [&] { return d.program.incarnations() == 1; }));
+    ASSERT_TRUE(d.restored.ok()) << d.restored.what;
+    ASSERT_TRUE(d.program.run(*system, [](Sys& sys) {
+      ASSERT_TRUE(servers::FsClient(sys.granted<Endpoint>("data").value()).remove(sys, "out").ok());
+    }));
+    ASSERT_TRUE(system->node().kill(*system->process_of("app")).ok());
+    ASSERT_TRUE(run_until(*system, [&] { return d.program.incarnations() == 2; }));
+    EXPECT_EQ(d.restored.error, PersistError::session_refused);
+    EXPECT_EQ(d.restored.what, "file 'out' (data:out): open: not_found");
+  }
+}
+
+// Property: a damaged newest image is detected and the previous valid one is used.
+TEST(Persist, DamagedNewestImageFallsBackToThePrevious) {
+  Driven d;
+  std::uint64_t count = 0;
+  std::unique_ptr<Persistent> p;
+  auto system = boot_app(d, {{"ckpt", "ckpt", ""}}, [&](Sys& sys, Driven& dd) {
+    p = std::make_unique<Persistent>(sys, Options{.program = "app"});
+    p->field("count", count);
+    dd.restored = p->restore(&dd.found);
+  });
+  ASSERT_TRUE(run_until(*system, [&] { return d.program.incarnations() == 1; }));
+  for (std::uint64_t c : {1, 2}) {
+    ASSERT_TRUE(d.program.run(*system, [&, c](Sys&) {
+      count = c;
+      ASSERT_TRUE(p->checkpoint().ok());
+    }));
+  }
+  // Flip a byte of version 2 on the store's disk, and make the store reread it.
+  servers::TrustedStore& disk = system->ckpt().store;
+  const std::string key = std::string("ckpt:app\0", 9) + "0000000000000002";
+  ASSERT_NE(disk.get(key), nullptr);
+  servers::TrustedStore::Bytes damaged = *disk.get(key);
+  damaged[damaged.size() / 2] ^= std::byte{0x40};
+  disk.put(key, damaged);
+  ASSERT_TRUE(system->node().kill(*system->process_of("ckpt")).ok());
+  ASSERT_TRUE(system->node().kill(*system->process_of("app")).ok());
+  ASSERT_TRUE(run_until(*system, [&] { return d.program.incarnations() == 2; }));
+  ASSERT_TRUE(d.restored.ok()) << d.restored.what;
+  EXPECT_EQ(count, 1u);
+  EXPECT_EQ(d.found.version, 1u);
+  ASSERT_EQ(d.found.passed_over.size(), 1u);
+  EXPECT_EQ(d.found.passed_over[0], "version 2: byte 24: checksum mismatch (corrupt)");
+}
+
+// Property: a newer program version reads an older image (new fields keep their
+// initial values); an older version refuses a newer image; a field whose type
+// changed is refused by name; another program's image is refused.
+TEST(Persist, VersionsAndTypesAreChecked) {
+  Image old_image;
+  old_image.program = "app";
+  old_image.program_version = 1;
+  old_image.sequence = 1;
+  Entry count;
+  count.kind = EntryKind::u64;
+  count.name = "count";
+  count.number = 5;
+  old_image.entries.push_back(count);
+  struct Case {
+    Options options;
+    bool string_count;
+    PersistError want;
+    std::string what;
+  };
+  const Case cases[] = {
+      {{.program = "app", .version = 2}, false, PersistError::none, ""},
+      {{.program = "app", .version = 2, .oldest_readable = 2}, false, PersistError::version_refused,
+       "image of app version 1; this version 2 reads versions 2 to 2"},
+      {{.program = "app", .version = 1}, true, PersistError::wrong_type,
+       "field 'count': the image has u64, the program declares bytes"},
+      {{.program = "other", .version = 1}, false, PersistError::wrong_program, "image of program 'app', this is 'other'"},
+  };
+  for (const Case& c : cases) {
+    Driven d;
+    std::uint64_t n = 0, added = 77;
+    std::string s;
+    auto system = boot_app(d, {{"ckpt", "ckpt", ""}}, [&](Sys& sys, Driven& dd) {
+      if (dd.program.incarnations() == 0) {
+        // The first incarnation writes the old image as is.
+        servers::CkptClient store(sys.granted<Endpoint>("ckpt").value());
+        ASSERT_TRUE(store.write(sys, encode(old_image), nullptr).ok());
+        return;
+      }
+      Persistent p(sys, c.options);
+      if (c.string_count) {
+        p.field("count", s);
+      } else {
+        p.field("count", n);
+      }
+      p.field("added", added);
+      dd.restored = p.restore();
+    });
+    ASSERT_TRUE(run_until(*system, [&] { return d.program.incarnations() == 1; }));
+    ASSERT_TRUE(system->node().kill(*system->process_of("app")).ok());
+    ASSERT_TRUE(run_until(*system, [&] { return d.program.incarnations() == 2; }));
+    EXPECT_EQ(d.restored.error, c.want) << c.what;
+    EXPECT_EQ(d.restored.what, c.what);
+    if (c.want == PersistError::none) {
+      EXPECT_EQ(n, 5u);
+      EXPECT_EQ(added, 77u) << "a field the old image lacks keeps its initial value";
+    }
+  }
 }
 
 }  // namespace
