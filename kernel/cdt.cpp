@@ -1,5 +1,6 @@
 // Capabilities: creation, the derivation tree, delete, revoke, and the host's
 // grant and inspection calls.
+#include <algorithm>
 #include <cassert>
 #include <map>
 #include <string>
@@ -57,7 +58,10 @@ void Node::destroy_cap(CapNode* cap, SlotEnd end) {
     if (cap->parent != nullptr) link_child(cap->parent, child);
   }
   unlink_from_parent(cap);
-  cap->owner->cspace.remove(cap, end);
+  // A process waiting through this capability loses the authority to wait.
+  Process* owner = cap->owner;
+  if (owner->blocked_via == cap && owner->state != ProcessState::dead) make_ready(*owner, Error::severed);
+  owner->cspace.remove(cap, end);
   ObjectHeader* object = cap->object;
   caps_.destroy(cap);
   assert(object->cap_refs > 0);
@@ -110,9 +114,14 @@ void Node::object_unreferenced(ObjectHeader* object) {
     case ObjectType::notification: {
       auto* n = static_cast<Notification*>(object);
       while (Process* p = n->waiters.front()) make_ready(*p, Error::object_destroyed);
+      if (n->bound != nullptr) unbind(*n->bound);
+      while (!n->watched.empty()) unwatch(*n->watched.back());
       notifications_.destroy(n);
       return;
     }
+    case ObjectType::factory:
+      factories_.destroy(static_cast<Factory*>(object));
+      return;
     case ObjectType::reply: {
       auto* r = static_cast<Reply*>(object);
       if (Process* caller = r->caller) {
@@ -220,7 +229,13 @@ std::vector<std::string> Node::check_invariants() const {
     if (dead && p->queue != nullptr) problem(*p, "dead but still queued");
     if (dead && p->awaited_reply != nullptr) problem(*p, "dead but awaits a reply");
     if (dead && p->reaped && p->context.fiber) problem(*p, "reaped but its fiber survives");
-    if (p->state != ProcessState::embryo && !(dead && p->reaped)) ++with_stack;
+    const bool has_stack = p->state == ProcessState::embryo ? static_cast<bool>(p->context.fiber) : !(dead && p->reaped);
+    if (has_stack) ++with_stack;
+    if (p->bound != nullptr && p->bound->bound != p) problem(*p, "bound notification does not name it");
+    if (p->exit_watch != nullptr &&
+        std::find(p->exit_watch->watched.begin(), p->exit_watch->watched.end(), p) == p->exit_watch->watched.end())
+      problem(*p, "exit watch does not list it");
+    if (dead && (p->bound != nullptr || p->exit_watch != nullptr)) problem(*p, "dead but bound or watched");
     if (p->state == ProcessState::ready && p->queue != &ready_) problem(*p, "ready but not in the ready queue");
     if ((p->state == ProcessState::blocked_call) != (p->queue != nullptr && p->blocked_on != nullptr &&
                                                      p->queue == &p->blocked_on->senders))
@@ -270,7 +285,8 @@ std::vector<std::string> Node::check_invariants() const {
                        " processes own one");
   std::size_t objects = 0;
   for (const auto& entry : refs) objects += entry.first->type != ObjectType::process ? 1 : 0;
-  const std::size_t allocated = endpoints_.live() + notifications_.live() + replies_.live() - spares_seen;
+  const std::size_t allocated =
+      endpoints_.live() + notifications_.live() + replies_.live() + factories_.live() - spares_seen;
   if (objects != allocated)
     problems.push_back("objects: " + std::to_string(allocated) + " allocated, " + std::to_string(objects) +
                        " reachable from a capability");

@@ -18,7 +18,7 @@ enum class HandleValidation : std::uint8_t { full, test_only_without_generation 
 
 // How a capability left its slot: deleted by its holder (the handle becomes a
 // plain bad_handle), or severed from outside by revoke or a death (the handle
-// reports severed until the slot is reused).
+// reports severed until another capability in that slot is severed).
 enum class SlotEnd : std::uint8_t { deleted, severed };
 
 class CapSpace {

@@ -51,8 +51,13 @@ struct Endpoint;
 struct Notification;
 struct Reply;
 struct Process;
+struct Factory;
 
-enum class ObjectType : std::uint8_t { endpoint = 1, notification, reply, process };
+enum class ObjectType : std::uint8_t { endpoint = 1, notification, reply, process, factory };
+
+// Why a process is gone.
+enum class ExitReason : std::uint8_t { none, returned, crashed, killed };
+const char* to_string(ExitReason r) noexcept;
 const char* to_string(ObjectType t) noexcept;
 
 template <class T>
@@ -72,6 +77,10 @@ struct object_type_of<Reply> {
 template <>
 struct object_type_of<Process> {
   static constexpr ObjectType value = ObjectType::process;
+};
+template <>
+struct object_type_of<Factory> {
+  static constexpr ObjectType value = ObjectType::factory;
 };
 
 // A handle typed by what it claims to designate. The claim is checked by the

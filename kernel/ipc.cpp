@@ -145,8 +145,11 @@ void Node::transfer_caps(const SendPlan& plan, const Message& from, Process& to,
   receiver.receive_result->badge = plan.badge;
   receiver.receive_result->reply = reply;
   receiver.wake_error = Error{};
+  receiver.blocked_via = nullptr;  // it has its call: nothing to sever any more
+  receiver.timer_seq = 0;          // nor a receive_until deadline to keep
   sender.send_message = nullptr;
   sender.blocked_on = nullptr;
+  sender.blocked_via = nullptr;
   sender.state = ProcessState::blocked_reply;
 }
 
@@ -166,6 +169,9 @@ Error Node::take_queued_sender_slow(Endpoint& ep, Process& receiver) {
     Handle failed;
     const Error e = cap ? validate_message(*sender, *sender->send_message, plan, &failed) : cap.error();
     if (e != Error{}) {
+      // A capability it was sending went while it waited: a failed lookup of
+      // the sender's, audited like one made at the call.
+      if (is_lookup_error(e)) audit_failure(Op::call, *sender, e, cap ? failed : sender->send_handle);
       make_ready(*sender, e);
       continue;
     }
@@ -231,13 +237,16 @@ Error Sys::call_begin(Cap<Endpoint> ep, const Message& request, Message& respons
     if (server != nullptr) n.make_ready(*server, Error::cspace_full);
     self_.state = ProcessState::blocked_call;
     self_.blocked_on = &endpoint;
+    self_.blocked_via = cap.value();
     endpoint.senders.push_back(&self_);
     n.block(self_, nullptr);
   }
   return Error{};
 }
 
-Result<Received> Sys::receive(Cap<Endpoint> ep, Message& request) {
+Result<Received> Sys::receive(Cap<Endpoint> ep, Message& request) { return receive_until(ep, request, UINT64_MAX); }
+
+Result<Received> Sys::receive_until(Cap<Endpoint> ep, Message& request, std::uint64_t deadline_ns) {
   if (!enter()) return Error::killed;
   Node& n = node_;
   const Result<CapNode*> cap =
@@ -248,11 +257,18 @@ Result<Received> Sys::receive(Cap<Endpoint> ep, Message& request) {
   Received result;
   self_.receive_message = &request;
   self_.receive_result = &result;
-  Error e = n.take_queued_sender(endpoint, self_);
+  // A pending signal on the bound notification comes first: it is one word
+  // however often it was signalled, so it cannot starve callers.
+  Error e = self_.bound != nullptr && n.take_bound_notification(self_, result)
+                ? Error{}
+                : n.take_queued_sender(endpoint, self_);
+  if (e == Error::would_block && deadline_ns <= n.now_ns_) e = Error::timed_out;
   if (e == Error::would_block) {
     self_.state = ProcessState::blocked_receive;
     self_.blocked_on = &endpoint;
+    self_.blocked_via = cap.value();
     endpoint.receivers.push_back(&self_);
+    if (deadline_ns != UINT64_MAX) n.add_timer(deadline_ns, self_.id, {});
     n.block(self_, nullptr);
     e = self_.wake_error;
   }
@@ -294,10 +310,13 @@ Error Sys::reply_receive_begin(Cap<Reply> reply, const Message& response, Cap<En
 
   self_.receive_message = &request;
   self_.receive_result = result;
-  const Error e = n.take_queued_sender(endpoint, self_);
+  const Error e = self_.bound != nullptr && n.take_bound_notification(self_, *result)
+                      ? Error{}
+                      : n.take_queued_sender(endpoint, self_);
   if (e == Error::would_block) {
     self_.state = ProcessState::blocked_receive;
     self_.blocked_on = &endpoint;
+    self_.blocked_via = cap.value();
     endpoint.receivers.push_back(&self_);
     *next = n.block_or_hand_off(self_, caller);  // hand the processor to the caller just answered
     return Error{};  // receive_end reads how the receive went from wake_error

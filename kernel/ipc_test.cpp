@@ -9,6 +9,7 @@ namespace {
 
 using persim::testing::echo_server;
 using persim::testing::expect_consistent;
+using persim::testing::park;
 using persim::testing::test_config;
 using persim::testing::text_message;
 
@@ -227,8 +228,8 @@ TEST(Ipc, ReplyTransfersCapabilityAsChild) {
   expect_consistent(t.node);
 }
 
-// Property: a queued caller whose endpoint capability is revoked before delivery
-// is woken with the lookup error, and the server gets the next caller instead.
+// Property: a queued caller whose endpoint capability is revoked is woken at
+// once with severed, and the server gets the next caller instead.
 TEST(Ipc, QueuedCallerRevalidatedAtDelivery) {
   Node node(test_config());
   const ProcessId server = node.create_process("server").value();
@@ -262,6 +263,129 @@ TEST(Ipc, QueuedCallerRevalidatedAtDelivery) {
   node.run();
   EXPECT_EQ(a_saw, Error::severed);
   EXPECT_EQ(served_badge, 2u);
+  expect_consistent(node);
+}
+
+// Property: a queued caller whose endpoint capability is revoked wakes then,
+// with severed, not when some receiver finally comes along.
+TEST(Ipc, QueuedCallerWakesWhenItsCapabilityIsRevoked) {
+  Node node(test_config());
+  const ProcessId server = node.create_process("server").value();
+  const ProcessId a = node.create_process("a").value();
+  const Handle ep = node.create_endpoint(server).value();
+  const Handle a_ep = node.grant(server, ep, a, Rights::send()).value();
+  Error a_saw{};
+  std::uint64_t a_woke_ns = 0;
+  node.start(a, [&](Sys& sys) {
+        Message m{}, out{};
+        a_saw = sys.call(Cap<Endpoint>(a_ep), m, out).error();
+        a_woke_ns = sys.now_ns();
+      })
+      .ok();
+  node.start(server, [&](Sys& sys) {
+        (void)sys.sleep_for(100);
+        EXPECT_TRUE(sys.revoke(Cap<Endpoint>(ep)).ok());
+        park(sys);  // never receives
+      })
+      .ok();
+  node.run();
+  EXPECT_EQ(a_saw, Error::severed);
+  EXPECT_EQ(a_woke_ns, 100u);
+  EXPECT_EQ(node.audit().total(), 0u) << "the caller made no failed lookup";
+  expect_consistent(node);
+}
+
+// Property: a receiver whose endpoint capability is revoked while it waits
+// wakes with severed.
+TEST(Ipc, ReceiverWakesWhenItsCapabilityIsRevoked) {
+  Node node(test_config());
+  const ProcessId owner = node.create_process("owner").value();
+  const ProcessId server = node.create_process("server").value();
+  const Handle ep = node.create_endpoint(owner).value();
+  const Handle server_ep = node.grant(owner, ep, server, Rights::receive()).value();
+  Error server_saw{};
+  node.start(server, [&](Sys& sys) {
+        Message m{};
+        server_saw = sys.receive(Cap<Endpoint>(server_ep), m).error();
+      })
+      .ok();
+  node.start(owner, [&](Sys& sys) {
+        (void)sys.sleep_for(100);
+        EXPECT_TRUE(sys.revoke(Cap<Endpoint>(ep)).ok());
+        park(sys);
+      })
+      .ok();
+  node.run();
+  EXPECT_EQ(server_saw, Error::severed);
+  EXPECT_EQ(node.stats().endpoints, 1u) << "the owner's capability keeps the endpoint";
+  expect_consistent(node);
+}
+
+// Property: a capability a queued caller was sending that is revoked while it
+// waits fails the call at delivery, as a failed lookup of the caller's: audited.
+TEST(Ipc, TransferRevokedWhileQueuedIsAudited) {
+  Node node(test_config());
+  const ProcessId server = node.create_process("server").value();
+  const ProcessId a = node.create_process("a").value();
+  const Handle ep = node.create_endpoint(server).value();
+  const Handle a_ep = node.grant(server, ep, a, Rights::send()).value();
+  const Handle note = node.create_notification(server).value();
+  const Handle a_note = node.grant(server, note, a, Rights::all()).value();
+  Error a_saw{};
+  node.start(a, [&](Sys& sys) {
+        Message m{}, out{};
+        m.attach(Cap<Notification>(a_note));
+        a_saw = sys.call(Cap<Endpoint>(a_ep), m, out).error();
+      })
+      .ok();
+  node.start(server, [&](Sys& sys) {
+        (void)sys.sleep_for(100);
+        EXPECT_TRUE(sys.revoke(Cap<Notification>(note)).ok());
+        Message m{};
+        (void)sys.receive(Cap<Endpoint>(ep), m);  // a fails at delivery; nobody else calls
+      })
+      .ok();
+  node.run();
+  EXPECT_EQ(a_saw, Error::severed);
+  EXPECT_EQ(node.audit().count(Error::severed), 1u);
+  EXPECT_EQ(node.audit().total(), 1u);
+  expect_consistent(node);
+}
+
+// Property: receive_until returns timed_out at its deadline when no call
+// comes; a call before the deadline is received, and the deadline it had then
+// does not cut short a later plain receive.
+TEST(Ipc, ReceiveUntilTimesOutAtItsDeadlineOnly) {
+  Node node(test_config());
+  const ProcessId server = node.create_process("server").value();
+  const Handle ep = node.create_endpoint(server).value();
+  const ProcessId client = node.create_process("client").value();
+  const Handle client_ep = node.grant(server, ep, client, Rights::send()).value();
+  std::vector<std::pair<std::uint64_t, Error>> seen;  // (time, outcome)
+  node.start(server, [&](Sys& sys) {
+        Message m{};
+        auto note = [&](const Result<Received>& r) { seen.emplace_back(sys.now_ns(), r ? Error{} : r.error()); };
+        note(sys.receive_until(Cap<Endpoint>(ep), m, 100));  // nobody calls: times out at 100
+        Result<Received> r = sys.receive_until(Cap<Endpoint>(ep), m, 1000);  // the call at 300 comes first
+        note(r);
+        if (r) (void)sys.reply(r->reply, m);
+        r = sys.receive(Cap<Endpoint>(ep), m);  // plain: the old deadline (1000) must not end it
+        note(r);
+        if (r) (void)sys.reply(r->reply, m);
+        note(sys.receive_until(Cap<Endpoint>(ep), m, 0));  // deadline passed: at once
+      })
+      .ok();
+  node.start(client, [&](Sys& sys) {
+        Message m{}, out{};
+        (void)sys.sleep_for(300);
+        EXPECT_TRUE(sys.call(Cap<Endpoint>(client_ep), m, out).ok());
+        (void)sys.sleep_for(2000);
+        EXPECT_TRUE(sys.call(Cap<Endpoint>(client_ep), m, out).ok());
+      })
+      .ok();
+  node.run();
+  EXPECT_EQ(seen, (std::vector<std::pair<std::uint64_t, Error>>{
+                      {100, Error::timed_out}, {300, Error{}}, {2300, Error{}}, {2300, Error::timed_out}}));
   expect_consistent(node);
 }
 

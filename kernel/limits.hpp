@@ -13,19 +13,21 @@ inline constexpr unsigned handle_slot_bits = 12;
 inline constexpr unsigned handle_generation_bits = 20;
 static_assert(handle_slot_bits + handle_generation_bits == 32, "handle fields must cover the word");
 
-// Capability slots one process may hold. Cost: 24 bytes a slot, grown on demand.
+// Capability slots one process may hold. Cost: 16 bytes a slot, grown on
+// demand, plus a 64-byte capability node per capability held.
 inline constexpr std::uint32_t cspace_slots_max = 1u << handle_slot_bits;
 // A slot whose generation reaches this is retired, never reused: a stale handle
 // can never come to name a new capability by wrapping around.
 inline constexpr std::uint32_t generation_max = (1u << handle_generation_bits) - 1;
 
-// IPC message bounds. Cost: a message buffer is a bit over 300 bytes on the stack
-// of each party; only `length` bytes are copied.
+// IPC message bounds. Cost: a Message is 288 bytes on the stack of each party;
+// only `length` bytes are copied.
 inline constexpr std::size_t msg_bytes_max = 240;
 inline constexpr std::size_t msg_caps_max = 4;
 static_assert(msg_caps_max < cspace_slots_max);
 
-// Live processes on one node (ProcessId index width).
+// Process objects on one node, live or dead but still designated by a
+// capability (ProcessId index width; index 0 is never used).
 inline constexpr std::uint32_t processes_max = 1u << 22;
 
 // Default fiber stack. Only touched pages become resident: a process blocked in
@@ -40,6 +42,14 @@ inline constexpr std::size_t stacks_per_chunk = 256;
 // Direct process-to-process switches (IPC handoff) allowed before control goes
 // back to the run loop, so a ping-pong pair cannot starve the ready queue.
 inline constexpr std::uint32_t handoff_budget_max = 64;
+
+// Named grants a process is started with (its initial capability table), and
+// the longest grant name. Cost: a name and a handle per grant, in the process.
+inline constexpr std::size_t grants_max = 32;
+inline constexpr std::size_t grant_name_bytes_max = 64;
+// Programs a node can run (names registered by the host) and the longest name.
+inline constexpr std::size_t programs_max = 1024;
+inline constexpr std::size_t program_name_bytes_max = 64;
 
 // Audit records kept per node (a ring; counts are kept for all).
 inline constexpr std::size_t audit_records_max = 1024;

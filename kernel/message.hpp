@@ -72,9 +72,12 @@ struct Message {
 
 // What a receive returns besides the message: the badge of the capability the
 // sender used, and the one-shot capability to reply with.
+// If the receiver's bound notification woke it instead of a call, `notified`
+// is true, `badge` is the notification word and there is nothing to reply to.
 struct Received {
   std::uint64_t badge = 0;
   Cap<Reply> reply;
+  bool notified = false;
 };
 
 }  // namespace persim::kernel

@@ -64,6 +64,7 @@ void Node::detach(Process& p) {
   p.timer_seq = 0;
   p.blocked_on = nullptr;
   p.waiting_on = nullptr;
+  p.blocked_via = nullptr;
   p.send_message = nullptr;
   p.receive_message = nullptr;
   p.receive_result = nullptr;
@@ -119,8 +120,13 @@ void Node::on_exit(Process& p, ExitReason reason) {
   p.exit_reason = reason;
   p.context.unwind = true;
   trace(reason == ExitReason::killed ? Op::death : reason == ExitReason::crashed ? Op::crash : Op::exit, &p);
+  unbind(p);
+  p.caps_released = p.cspace.live();
   release_all_caps(p);
-  if (was_embryo) p.reaped = true;  // never had a fiber
+  notify_exit(p);
+  // An embryo made by the host has no fiber yet; one made by process_create
+  // has one that never ran, which the reaper ends like any other.
+  if (was_embryo && !p.context.fiber) p.reaped = true;
   reap_.push_back(&p);
 }
 
@@ -196,7 +202,20 @@ void Node::fire_due(std::uint64_t until_ns) {
       continue;
     }
     Process* p = find(t.sleeper);
-    if (p != nullptr && p->state == ProcessState::sleeping && p->timer_seq == t.seq) make_ready(*p);
+    if (p == nullptr || !timer_is_live(*p, t.seq)) continue;
+    make_ready(*p, p->state == ProcessState::blocked_receive ? Error::timed_out : Error{});
+  }
+}
+
+void Node::drop_stale_timers() {
+  while (!timers_.empty()) {
+    const Timer& t = timers_.front();
+    if (t.sleeper.is_null()) return;
+    const Process* p = find(t.sleeper);
+    if (p != nullptr && timer_is_live(*p, t.seq)) return;
+    std::pop_heap(timers_.begin(), timers_.end(), TimerLater{});
+    timers_.pop_back();
+    update_handoff_until();
   }
 }
 
@@ -227,7 +246,11 @@ RunOutcome Node::run(RunLimits limits) {
     // Real I/O (terminal, links) enters through Asio handlers; none in simulations.
     io_.restart();
     if (io_.poll() > 0) continue;
+    // A timer whose sleeper was killed must not move time forward.
+    drop_stale_timers();
     if (timers_.empty()) {
+      // Only real input can wake anything now; wall time passes, virtual time does not.
+      if (limits.wait_for_io && !stop_requested_ && io_.run_one() > 0) continue;
       outcome = RunOutcome::quiescent;
       break;
     }
@@ -278,7 +301,7 @@ Result<ProcessId> Node::create_process(std::string name) {
 Status Node::start(ProcessId pid, Entry entry) {
   Process* p = find_live(pid);
   if (p == nullptr) return Error::bad_handle;
-  if (p->state != ProcessState::embryo) return Error::invalid_argument;
+  if (p->state != ProcessState::embryo || p->context.fiber) return Error::invalid_argument;
   p->context.fiber = start_fiber(*p, std::move(entry));
   p->state = ProcessState::ready;
   ready_.push_back(p);

@@ -44,6 +44,9 @@ enum class RunOutcome : std::uint8_t {
 
 struct RunLimits {
   std::uint64_t until_ns = UINT64_MAX;
+  // Interactive runs: when nothing is ready and no timer is pending, wait for
+  // real I/O (Node::io) instead of returning quiescent, until it has no work.
+  bool wait_for_io = false;
 };
 
 struct NodeStats {
@@ -95,6 +98,29 @@ class Node {
   // `mask`, optionally badged (only if unbadged). Needs no right: the host is trusted.
   Result<Handle> grant(ProcessId from, Handle h, ProcessId to, Rights mask, std::uint64_t badge = 0);
 
+  // Programs: named entry points processes can be created to run, by the host
+  // (`start`) or by a process holding a factory capability
+  // (Sys::process_create). Errors: invalid_argument (empty, over
+  // program_name_bytes_max, taken, or programs_max reached).
+  Status register_program(std::string name, Entry entry);
+  // A factory: the authority to create processes running registered programs.
+  Result<Handle> create_factory(ProcessId holder);
+  // Installs a child of `from`'s capability `h` in the embryo `to` under `name`
+  // in its initial table (see Sys::process_grant). Errors: bad_handle,
+  // invalid_argument, cspace_full.
+  Result<Handle> grant_named(ProcessId from, Handle h, ProcessId to, std::string name, Rights mask,
+                             std::uint64_t badge = 0);
+  // Names a capability the embryo `pid` already holds in its initial table.
+  // Errors: bad_handle, invalid_argument (started, or the name is taken).
+  Status name_grant(ProcessId pid, std::string name, Handle h);
+  // Starts an embryo running a registered program. Errors: as start, not_found.
+  Status start_program(ProcessId pid, std::string_view program);
+
+  // Signals a notification through the capability `h` of process `holder` (it
+  // needs send), as the host: how real input reaches a server that waits for
+  // it. Errors: lookup errors, object_dead.
+  Status signal(ProcessId holder, Handle h);
+
   // Kill a process wherever it is suspended. Errors: bad_handle, object_dead.
   Status kill(ProcessId pid);
   // Fault hook: kill `pid` as it makes its n-th kernel call (1-based, counted
@@ -124,6 +150,10 @@ class Node {
   // The name given at creation; empty once the process object is freed.
   std::string name(ProcessId pid) const;
   std::optional<CapInfo> inspect(ProcessId pid, Handle h) const;
+  // Every process object, live or dead but still designated, in index order.
+  std::vector<ProcessId> process_ids() const;
+  // The process's initial table, as installed (empty for an unknown process).
+  std::vector<NamedGrant> grants(ProcessId pid) const;
   std::vector<Handle> handles(ProcessId pid) const;
   // Walks every table and queue; returns a description of each inconsistency.
   std::vector<std::string> check_invariants() const;
@@ -167,6 +197,19 @@ class Node {
   void release_all_caps(Process& p);
   void object_unreferenced(ObjectHeader* object);
   Result<CapNode*> derive_cap(Process& holder, CapNode* from, Process& to, Rights mask, std::uint64_t badge);
+
+  // ---- Processes made by processes (process_calls.cpp)
+  Status install_named(Process& from, CapNode* cap, Process& to, std::string_view name, Rights mask,
+                       std::uint64_t badge);
+  void unwatch(Process& p);
+  void unbind(Process& p);
+  void notify_exit(Process& p);
+  // A signal: wakes a waiter, else the bound receiver, else stays pending.
+  void notify(Notification& n, std::uint64_t badge);
+  // A pending signal on the process's bound notification, if any, as a receive result.
+  bool take_bound_notification(Process& self, Received& result);
+  // Wakes a process blocked in receive with its bound notification's signal.
+  void deliver_notification(Process& receiver, std::uint64_t word);
 
   // ---- IPC (ipc.cpp)
   // The functions marked inline are the round trip's steps. They are defined
@@ -239,6 +282,13 @@ class Node {
   void reap();
   void maybe_free(Process& p);
   void fire_due(std::uint64_t until_ns);
+  // Pops the timers at the top of the heap whose sleeper is gone or awake.
+  void drop_stale_timers();
+  // A process's timer still counts while it sleeps, or waits in receive_until, on it.
+  static bool timer_is_live(const Process& p, std::uint64_t seq) {
+    return p.timer_seq == seq &&
+           (p.state == ProcessState::sleeping || p.state == ProcessState::blocked_receive);
+  }
   std::uint64_t next_deadline() const { return timers_.empty() ? UINT64_MAX : timers_.front().deadline_ns; }
   void add_timer(std::uint64_t deadline_ns, ProcessId sleeper, std::function<void(Node&)> event);
 
@@ -262,6 +312,8 @@ class Node {
   Pool<Endpoint> endpoints_;
   Pool<Notification> notifications_;
   Pool<Reply> replies_;
+  Pool<Factory, 16> factories_;
+  std::map<std::string, Entry, std::less<>> programs_;  // ordered: deterministic
   std::size_t spare_replies_ = 0;  // Process::spare_reply nodes: allocated, but no capability or object
   void free_spare_reply(Process& p);
 

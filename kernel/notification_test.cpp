@@ -76,7 +76,9 @@ TEST(Notification, RightsAreChecked) {
   EXPECT_EQ(errors, std::vector<Error>(3, Error::insufficient_rights));
 }
 
-// Property: a waiter on a notification that is destroyed wakes with object_destroyed.
+// Property: a waiter whose capability is revoked wakes at once with severed (it
+// no longer holds the authority to wait), and the notification goes with its
+// last capability.
 TEST(Notification, DestroyedWhileWaitingWakesWaiter) {
   Node node(test_config());
   const ProcessId owner = node.create_process("owner").value();
@@ -96,7 +98,7 @@ TEST(Notification, DestroyedWhileWaitingWakesWaiter) {
       })
       .ok();
   node.run();
-  EXPECT_EQ(got, Error::object_destroyed);
+  EXPECT_EQ(got, Error::severed);
   EXPECT_EQ(node.stats().notifications, 0u);
   expect_consistent(node);
 }

@@ -4,6 +4,7 @@
 
 #include <cassert>
 #include <cstdint>
+#include <vector>
 
 #include "kernel/handle.hpp"
 #include "kernel/rights.hpp"
@@ -50,6 +51,15 @@ struct Notification : ObjectHeader {
   std::uint64_t word = 0;  // OR of the badges signalled since the last wait
   bool pending = false;    // signalled since the last wait (an unbadged signal sets no bit)
   ProcessQueue waiters;
+  Process* bound = nullptr;  // the process whose receive it also wakes, if any
+  // Processes whose exit signals this notification (each with the badge of the
+  // capability used to watch). Unlinked on either side's end.
+  std::vector<Process*> watched;
+};
+
+// Authority to create processes running the node's registered programs.
+struct Factory : ObjectHeader {
+  Factory() : ObjectHeader(ObjectType::factory) {}
 };
 
 // One-shot reply capability of a call in progress. `caller` is null once the

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "kernel/cspace.hpp"
 #include "kernel/message.hpp"
@@ -41,10 +42,13 @@ enum class ProcessState : std::uint8_t {
 };
 const char* to_string(ProcessState s) noexcept;
 
-// Why a process is gone.
-enum class ExitReason : std::uint8_t { none, returned, crashed, killed };
 
 using Entry = std::function<void(Sys&)>;
+
+struct NamedGrant {
+  std::string name;
+  Handle handle;
+};
 
 // A suspended execution context: a process, or the run loop itself.
 struct Context {
@@ -97,11 +101,26 @@ struct Process : ObjectHeader {
   CapNode* spare_reply = nullptr;
   Endpoint* blocked_on = nullptr;         // blocked_call/blocked_receive
   Notification* waiting_on = nullptr;     // blocked_wait
+  // blocked_call/blocked_receive/blocked_wait: the capability it waits
+  // through. If that capability goes (revoked, or its holder's ancestor died),
+  // the wait ends with severed: authority is checked for the whole wait.
+  const CapNode* blocked_via = nullptr;
   std::uint64_t timer_seq = 0;            // sleeping: the timer that wakes it
 
   // Set by whoever wakes it; read when it resumes.
   Error wake_error{};
   std::uint64_t wake_value = 0;
+
+  // Its initial capability table: what its creator granted it, by name. The
+  // handles are as installed; one the process deleted since is simply stale.
+  std::vector<NamedGrant> grants;
+  // The notification its receive also waits for (Sys::notification_bind).
+  Notification* bound = nullptr;
+  // Signalled with `exit_badge` when this process exits (Sys::process_watch).
+  Notification* exit_watch = nullptr;
+  std::uint64_t exit_badge = 0;
+  // How many capabilities it held when it died: what its death severed.
+  std::uint32_t caps_released = 0;
 };
 
 // The queue operations are inline: IPC takes a receiver off a queue and puts

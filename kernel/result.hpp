@@ -13,7 +13,7 @@ namespace persim::kernel {
 // reported in this order: bad_handle, severed, wrong_type, insufficient_rights.
 enum class Error : std::uint8_t {
   bad_handle = 1,       // not a live handle of this process (made up, stale, null)
-  severed,              // was a capability, but it was revoked or its holder's parent died
+  severed,              // was a capability, but it was revoked, or an ancestor's holder died
   wrong_type,           // names a capability of another object type
   insufficient_rights,  // the capability lacks a right the operation needs
   invalid_argument,     // e.g. a badge on an already badged capability
@@ -26,8 +26,10 @@ enum class Error : std::uint8_t {
   would_block,          // a non-blocking call found nothing
   process_limit,        // processes_max reached
   object_dead,          // the process a capability designates has exited
+  not_found,            // no program, or no grant, of that name
+  timed_out,            // receive_until's deadline came first
 };
-inline constexpr int error_count = static_cast<int>(Error::object_dead) + 1;
+inline constexpr int error_count = static_cast<int>(Error::timed_out) + 1;
 
 std::string_view to_string(Error e) noexcept;
 

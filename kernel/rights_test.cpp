@@ -234,9 +234,9 @@ TEST(Derivation, RevokeNeedsRevokeRight) {
   EXPECT_EQ(node.audit().count(Error::insufficient_rights), 1u);
 }
 
-// Property: when the last capability to an endpoint goes (here: its holder dies,
-// which also severs what derives from it), the endpoint is destroyed and a caller
-// queued on it wakes with object_destroyed.
+// Property: when the endpoint's holder dies, what derives from its capability is
+// severed: a caller queued through such a capability wakes with severed, and
+// the endpoint, its last capability gone, is destroyed.
 TEST(Derivation, LastCapabilityGoneDestroysObjectAndWakesWaiters) {
   Node node(test_config());
   const ProcessId server = node.create_process("server").value();
@@ -256,7 +256,7 @@ TEST(Derivation, LastCapabilityGoneDestroysObjectAndWakesWaiters) {
       .ok();
   node.at(500, [&](Node& n) { EXPECT_TRUE(n.kill(server).ok()); });
   node.run({.until_ns = 10'000});
-  EXPECT_EQ(woke, Error::object_destroyed);
+  EXPECT_EQ(woke, Error::severed);
   EXPECT_EQ(node.stats().endpoints, 0u);
   EXPECT_FALSE(node.inspect(client, client_ep));
   expect_consistent(node);

@@ -174,5 +174,16 @@ TEST(Rng, SplitStreamsAreStableAndDistinct) {
   for (int i = 0; i < 1000; ++i) EXPECT_LT(r.below(7), 7u);
 }
 
+// Property: a sleeper killed before its deadline leaves no timer that moves
+// virtual time: the run ends when the rest of the node is done.
+TEST(RunLoop, KilledSleeperDoesNotMoveTime) {
+  Node node(test_config());
+  const ProcessId sleeper = node.spawn("sleeper", [](Sys& sys) { (void)sys.sleep_for(1'000'000'000); }).value();
+  node.at(10, [sleeper](Node& n) { EXPECT_TRUE(n.kill(sleeper).ok()); });
+  EXPECT_EQ(node.run(), RunOutcome::quiescent);
+  EXPECT_EQ(node.now_ns(), 10u);
+  EXPECT_EQ(node.stats().timers, 0u);
+}
+
 }  // namespace
 }  // namespace persim::kernel

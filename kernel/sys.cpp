@@ -75,12 +75,7 @@ Status Sys::signal(Cap<Notification> n) {
   if (!cap) return fail(Op::signal, cap.error(), n.handle());
   auto& note = *static_cast<Notification*>(cap.value()->object);
   const std::uint64_t badge = cap.value()->badge;
-  if (Process* waiter = note.waiters.front()) {
-    node_.make_ready(*waiter, Error{}, badge);
-  } else {
-    note.word |= badge;
-    note.pending = true;
-  }
+  node_.notify(note, badge);
   node_.trace(Op::signal, &self_, Error{}, badge);
   return {};
 }
@@ -99,9 +94,15 @@ Result<std::uint64_t> Sys::wait(Cap<Notification> n) {
   } else {
     self_.state = ProcessState::blocked_wait;
     self_.waiting_on = &note;
+    self_.blocked_via = cap.value();
     note.waiters.push_back(&self_);
     node_.block(self_, nullptr);
-    if (self_.wake_error != Error{}) return fail(Op::wait, self_.wake_error);
+    // Woken by an error (the notification destroyed, the capability severed):
+    // not a lookup of this call's, so traced but not audited.
+    if (self_.wake_error != Error{}) {
+      node_.trace(Op::wait, &self_, self_.wake_error);
+      return self_.wake_error;
+    }
     word = self_.wake_value;
   }
   node_.trace(Op::wait, &self_, Error{}, word);
@@ -156,6 +157,6 @@ Status Sys::yield() {
 }
 
 std::uint64_t Sys::random() { return self_.rng.next(); }
-std::uint64_t Sys::random_below(std::uint64_t bound) { return self_.rng.below(bound); }
+std::uint64_t Sys::random_below(std::uint64_t bound) { return bound == 0 ? 0 : self_.rng.below(bound); }
 
 }  // namespace persim::kernel

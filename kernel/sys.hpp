@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string_view>
 
 #include "kernel/handle.hpp"
 #include "kernel/message.hpp"
@@ -38,7 +39,7 @@ class Sys {
   }
 
   // Drops the caller's capability. Its children stay, attached to its parent.
-  // Errors: bad_handle, severed (which also frees the slot).
+  // Errors: bad_handle, severed (the capability is already gone; nothing changes).
   Status delete_cap(AnyCap cap);
   // Removes every descendant of the capability, in every process; keeps it.
   // Errors: lookup errors (needs revoke).
@@ -47,12 +48,18 @@ class Sys {
   // ---- IPC.
   // Sends `request` and waits for the reply, which lands in `response`. May
   // suspend. Errors: lookup errors (needs send; transferred caps need grant),
-  // message_too_large, too_many_caps, object_destroyed, peer_died, cspace_full.
+  // message_too_large, too_many_caps, object_destroyed, peer_died; severed if
+  // the endpoint capability or a transferred one went while the call waited in
+  // the queue. A receiver without room is told (cspace_full) and the call waits.
   inline Status call(Cap<Endpoint> ep, const Message& request, Message& response);
   // Waits for a call. May suspend. Errors: lookup errors (needs receive),
-  // object_destroyed, cspace_full (no room for the reply capability and the
-  // transferred ones; the call stays queued).
+  // object_destroyed, severed (the capability went while waiting), cspace_full
+  // (no room for the reply capability and the transferred ones; the call stays
+  // queued).
   Result<Received> receive(Cap<Endpoint> ep, Message& request);
+  // receive, giving up with timed_out once virtual time reaches `deadline_ns`
+  // (at once if it has). May suspend.
+  Result<Received> receive_until(Cap<Endpoint> ep, Message& request, std::uint64_t deadline_ns);
   // Answers a call and consumes the reply capability. Does not suspend. Errors:
   // lookup errors, message_too_large, too_many_caps, peer_died (the caller is
   // gone; the capability is consumed), cspace_full (the caller's space is full).
@@ -70,6 +77,49 @@ class Sys {
   // Kills the designated process. Errors: lookup errors (needs control),
   // object_dead. Killing oneself does not return.
   Status kill(Cap<Process> p);
+
+  // ---- Creating and watching processes (what a supervisor does).
+  // A new process that will run the node's program `program` once started; the
+  // caller gets its capability with all rights. Nothing runs until
+  // process_start. Errors: lookup errors (needs send on the factory),
+  // not_found (no such program), invalid_argument (a name over
+  // program_name_bytes_max), process_limit, cspace_full.
+  Result<Cap<Process>> process_create(Cap<Factory> factory, std::string_view program, std::string_view name);
+  // Installs in a process that has not started a child of `cap` (rights held &
+  // mask, optionally badged as derive does) under `name` in its initial table.
+  // Errors: lookup errors (control on the process; grant on the capability),
+  // invalid_argument (started already, name empty, too long or taken, over
+  // grants_max; a badge where derive refuses one), object_dead, cspace_full.
+  Status process_grant(Cap<Process> p, std::string_view name, AnyCap cap, Rights mask, std::uint64_t badge = 0);
+  // Starts a process created by process_create. Errors: lookup errors (needs
+  // control), invalid_argument (started already), object_dead.
+  Status process_start(Cap<Process> p);
+  // Signals `n` (with the badge of that capability) when the process exits, at
+  // once if it has already; replaces an earlier watch. Errors: lookup errors
+  // (control on the process, send on the notification).
+  Status process_watch(Cap<Process> p, Cap<Notification> n);
+  struct ProcessStatus {
+    bool alive = false;
+    ExitReason exit_reason = ExitReason::none;  // once dead
+    std::uint32_t caps_released = 0;           // once dead: what its death severed
+  };
+  // Errors: lookup errors (needs control).
+  Result<ProcessStatus> process_status(Cap<Process> p);
+
+  // This process's grant named `name`, as its creator installed it. Errors:
+  // not_found; wrong_type if it designates something other than T.
+  template <class T>
+  Result<Cap<T>> granted(std::string_view name) {
+    Result<Handle> h = granted_any(name, Cap<T>::type);
+    if (!h) return h.error();
+    return Cap<T>(h.value());
+  }
+
+  // Binds a notification to this process: a receive on any endpoint also
+  // returns (Received::notified) when it is signalled. One at a time; binding
+  // another replaces it. Errors: lookup errors (needs receive),
+  // invalid_argument (bound to another process).
+  Status notification_bind(Cap<Notification> n);
   std::uint64_t now_ns() const;
   // May suspend. Time is virtual: the run loop jumps to the next deadline.
   Status sleep_for(std::uint64_t ns);
@@ -77,10 +127,12 @@ class Sys {
   Status yield();
   // This process's own stream of the node's seed.
   std::uint64_t random();
+  // Uniform in [0, bound); 0 when bound is 0.
   std::uint64_t random_below(std::uint64_t bound);
 
  private:
   Result<Handle> derive_any(Handle from, ObjectType type, Rights mask, std::uint64_t badge);
+  Result<Handle> granted_any(std::string_view name, ObjectType type);
 
   // call and reply_receive are inline (in node.hpp) and switch fibers there, in
   // the program's own code: see the comment on Sys::call. These are the parts

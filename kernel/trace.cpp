@@ -44,6 +44,8 @@ std::string_view to_string(Error e) noexcept {
     case Error::would_block: return "would_block";
     case Error::process_limit: return "process_limit";
     case Error::object_dead: return "object_dead";
+    case Error::not_found: return "not_found";
+    case Error::timed_out: return "timed_out";
   }
   return "unknown_error";
 }
@@ -54,8 +56,19 @@ const char* to_string(ObjectType t) noexcept {
     case ObjectType::notification: return "notification";
     case ObjectType::reply: return "reply";
     case ObjectType::process: return "process";
+    case ObjectType::factory: return "factory";
   }
   return "unknown_type";
+}
+
+const char* to_string(ExitReason r) noexcept {
+  switch (r) {
+    case ExitReason::none: return "none";
+    case ExitReason::returned: return "returned";
+    case ExitReason::crashed: return "crashed";
+    case ExitReason::killed: return "killed";
+  }
+  return "unknown_exit";
 }
 
 const char* to_string(ProcessState s) noexcept {
@@ -90,13 +103,18 @@ std::string_view to_string(Op op) noexcept {
     case Op::kill: return "kill";
     case Op::sleep: return "sleep";
     case Op::yield: return "yield";
+    case Op::process_create: return "process_create";
+    case Op::process_grant: return "process_grant";
+    case Op::process_start: return "process_start";
+    case Op::process_watch: return "process_watch";
+    case Op::process_status: return "process_status";
+    case Op::notification_bind: return "notification_bind";
+    case Op::granted: return "granted";
     case Op::spawn: return "spawn";
     case Op::start: return "start";
     case Op::exit: return "exit";
     case Op::crash: return "crash";
     case Op::death: return "death";
-    case Op::wake: return "wake";
-    case Op::deliver: return "deliver";
     case Op::timer: return "timer";
     case Op::grant: return "grant";
   }

@@ -31,14 +31,19 @@ enum class Op : std::uint16_t {
   kill,
   sleep,
   yield,
+  process_create,
+  process_grant,
+  process_start,
+  process_watch,
+  process_status,
+  notification_bind,
+  granted,
   // lifecycle and run-loop events
   spawn,
   start,
   exit,
   crash,      // the process's entry threw
   death,      // killed (by a capability holder, the host, or a fault)
-  wake,       // a blocked process became ready
-  deliver,    // a message reached a receiver
   timer,      // a host event fired
   grant,      // the host installed a capability
 };

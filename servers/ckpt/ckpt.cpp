@@ -1,0 +1,243 @@
+#include "servers/ckpt/ckpt.hpp"
+
+#include <algorithm>
+
+#include "servers/supervisor/supervisor.hpp"
+#include "servers/wire.hpp"
+
+namespace persim::servers {
+
+using kernel::Cap;
+using kernel::Endpoint;
+using kernel::Message;
+using kernel::Sys;
+
+namespace {
+
+constexpr std::string_view record_prefix = "ckpt:";
+constexpr std::uint64_t default_quota_bytes = 4u << 20;
+
+// "ckpt:" slot NUL 16 hex digits of the version: records sort by version.
+std::string record_key(std::string_view slot, std::uint64_t version) {
+  static constexpr char hex[] = "0123456789abcdef";
+  std::string k(record_prefix);
+  k.append(slot).push_back('\0');
+  for (int i = 15; i >= 0; --i) k.push_back(hex[(version >> (4 * i)) & 0xf]);
+  return k;
+}
+
+std::uint64_t slot_bytes(const CkptSlot& s) {
+  std::uint64_t n = 0;
+  for (const auto& [v, image] : s.images) n += image.size();
+  return n;
+}
+
+class CkptStore {
+ public:
+  CkptStore(Sys& sys, Cap<Endpoint> ep, CkptHost& host) : sys_(sys), ep_(ep), host_(host) {
+    for (const auto& [k, v] : host_.store.records()) {
+      if (!k.starts_with(record_prefix)) continue;
+      const std::string_view rest = std::string_view(k).substr(record_prefix.size());
+      const std::size_t nul = rest.find('\0');
+      const std::uint64_t version = std::stoull(std::string(rest.substr(nul + 1)), nullptr, 16);
+      CkptSlot& slot = state_.slots[std::string(rest.substr(0, nul))];
+      slot.images[version] = v;
+      slot.next_version = std::max(slot.next_version, version + 1);
+    }
+    host_.live = &state_;
+  }
+  ~CkptStore() { host_.live = nullptr; }
+  CkptStore(const CkptStore&) = delete;
+  CkptStore& operator=(const CkptStore&) = delete;
+
+  ServiceError operator()(std::uint64_t badge, Message& request, Message& reply) {
+    wire::Reader in(request);
+    const std::uint64_t op = request.label;
+    if (badge == 0) return root(in, op, reply);
+    CkptSession* s = state_.sessions.find(badge);
+    if (s == nullptr) return ServiceError::wrong_session;
+    CkptSlot& slot = state_.slots[s->slot];
+    switch (static_cast<CkptOp>(op)) {
+      case CkptOp::begin: {
+        const std::uint64_t size = in.u64();
+        if (!in.done()) return ServiceError::malformed;
+        if (size > image_bytes_max || size > slot.quota) return ServiceError::quota_exceeded;
+        s->staging.emplace(size);
+        s->written.assign(size, false);
+        return ServiceError::ok;
+      }
+      case CkptOp::chunk: {
+        const std::uint64_t offset = in.u64();
+        const std::span<const std::byte> bytes = in.bytes();
+        if (!in.done()) return ServiceError::malformed;
+        if (!s->staging) return ServiceError::failed;
+        if (offset > s->staging->size() || bytes.size() > s->staging->size() - offset) return ServiceError::malformed;
+        std::copy(bytes.begin(), bytes.end(), s->staging->begin() + static_cast<std::ptrdiff_t>(offset));
+        std::fill(s->written.begin() + static_cast<std::ptrdiff_t>(offset),
+                  s->written.begin() + static_cast<std::ptrdiff_t>(offset + bytes.size()), true);
+        return ServiceError::ok;
+      }
+      case CkptOp::commit: return commit(*s, slot, in, reply);
+      case CkptOp::info: {
+        if (!in.done()) return ServiceError::malformed;
+        if (slot.images.empty()) return ServiceError::not_found;
+        const auto& [version, image] = *slot.images.rbegin();
+        wire::Writer(reply).u64(version).u64(image.size());
+        return ServiceError::ok;
+      }
+      case CkptOp::read: {
+        const std::uint64_t version = in.u64();
+        const std::uint64_t offset = in.u64();
+        const std::uint32_t max = in.u32();
+        if (!in.done() || max > chunk_bytes_max) return ServiceError::malformed;
+        const auto it = slot.images.find(version);
+        if (it == slot.images.end()) return ServiceError::not_found;
+        const std::uint64_t from = std::min<std::uint64_t>(offset, it->second.size());
+        const std::uint64_t n = std::min<std::uint64_t>(max, it->second.size() - from);
+        wire::Writer(reply).bytes(std::span(it->second.data() + from, n));
+        return ServiceError::ok;
+      }
+      case CkptOp::open: return ServiceError::wrong_session;
+    }
+    return ServiceError::unknown_operation;
+  }
+
+ private:
+  ServiceError root(wire::Reader& in, std::uint64_t op, Message& reply) {
+    if (op == static_cast<std::uint64_t>(RootOp::client_gone)) {
+      const std::uint64_t client = in.u64();
+      if (!in.done()) return ServiceError::malformed;
+      wire::Writer(reply).u32(static_cast<std::uint32_t>(state_.sessions.close_client(sys_, client)));
+      return ServiceError::ok;
+    }
+    if (op != static_cast<std::uint64_t>(CkptOp::open)) return ServiceError::wrong_session;
+    const std::string slot(in.str());
+    std::uint64_t quota = in.u64();
+    const std::uint64_t client = in.u64();
+    if (!in.done() || slot.empty() || slot.size() > name_bytes_max || slot.find('\0') != std::string::npos)
+      return ServiceError::malformed;
+    if (quota == 0) quota = default_quota_bytes;
+    state_.slots[slot].quota = quota;
+    return state_.sessions.open(sys_, ep_, CkptSession{client, slot, std::nullopt, {}}, reply);
+  }
+
+  ServiceError commit(CkptSession& s, CkptSlot& slot, wire::Reader& in, Message& reply) {
+    if (!in.done()) return ServiceError::malformed;
+    if (!s.staging) return ServiceError::failed;
+    if (std::find(s.written.begin(), s.written.end(), false) != s.written.end()) return ServiceError::failed;
+    // Within quota once the oldest kept image makes room.
+    std::uint64_t kept = slot_bytes(slot);
+    if (slot.images.size() >= images_kept) kept -= slot.images.begin()->second.size();
+    if (kept + s.staging->size() > slot.quota) return ServiceError::quota_exceeded;
+    const std::uint64_t version = slot.next_version++;
+    host_.store.put(record_key(s.slot, version), *s.staging);
+    slot.images.emplace(version, std::move(*s.staging));
+    s.staging.reset();
+    s.written.clear();
+    while (slot.images.size() > images_kept) {
+      host_.store.erase(record_key(s.slot, slot.images.begin()->first));
+      slot.images.erase(slot.images.begin());
+    }
+    wire::Writer(reply).u64(version);
+    return ServiceError::ok;
+  }
+
+  Sys& sys_;
+  Cap<Endpoint> ep_;
+  CkptHost& host_;
+  CkptState state_;
+};
+
+Message request_for(CkptOp op) {
+  Message m{};
+  m.label = static_cast<std::uint64_t>(op);
+  return m;
+}
+
+}  // namespace
+
+std::vector<std::byte> CkptState::encode() const {
+  std::vector<std::byte> out;
+  auto put = [&out](std::uint64_t v) {
+    for (int i = 0; i < 8; ++i) out.push_back(static_cast<std::byte>(v >> (8 * i)));
+  };
+  auto put_bytes = [&](std::span<const std::byte> b) {
+    put(b.size());
+    out.insert(out.end(), b.begin(), b.end());
+  };
+  for (const auto& [name, slot] : slots) {
+    put_bytes(std::as_bytes(std::span(name.data(), name.size())));
+    put(slot.quota);
+    put(slot.next_version);
+    for (const auto& [version, image] : slot.images) {
+      put(version);
+      put_bytes(image);
+    }
+  }
+  put(sessions.size());
+  sessions.for_each([&](std::uint64_t badge, const CkptSession& s) {
+    put(badge);
+    put(s.client);
+    put_bytes(std::as_bytes(std::span(s.slot.data(), s.slot.size())));
+    put(s.staging.has_value());
+    if (s.staging) put_bytes(*s.staging);
+  });
+  return out;
+}
+
+void ckpt_main(Sys& sys, CkptHost& host) {
+  const kernel::Result<Cap<Endpoint>> ep = sys.endpoint_create();
+  if (!ep) return;
+  CkptStore store(sys, *ep, host);
+  if (!announce(sys, "ckpt", *ep)) return;
+  serve(sys, *ep, store, host.audit);
+}
+
+Outcome CkptClient::write(Sys& sys, std::span<const std::byte> image, std::uint64_t* version) const {
+  Message request = request_for(CkptOp::begin), reply{};
+  wire::Writer(request).u64(image.size());
+  Outcome o = call(sys, session_, request, reply);
+  for (std::size_t at = 0; o && at < image.size(); at += chunk_bytes_max) {
+    request = request_for(CkptOp::chunk);
+    wire::Writer(request).u64(at).bytes(image.subspan(at, std::min(chunk_bytes_max, image.size() - at)));
+    o = call(sys, session_, request, reply);
+  }
+  if (!o) return o;
+  request = request_for(CkptOp::commit);
+  o = call(sys, session_, request, reply);
+  if (o && version != nullptr) *version = wire::Reader(reply).u64();
+  return o;
+}
+
+Outcome CkptClient::read_newest(Sys& sys, std::vector<std::byte>* image, std::uint64_t* version) const {
+  Message request = request_for(CkptOp::info), reply{};
+  Outcome o = call(sys, session_, request, reply);
+  if (!o) return o;
+  wire::Reader info(reply);
+  const std::uint64_t v = info.u64();
+  const std::uint64_t size = info.u64();
+  image->clear();
+  while (o && image->size() < size) {
+    request = request_for(CkptOp::read);
+    wire::Writer(request).u64(v).u64(image->size()).u32(static_cast<std::uint32_t>(chunk_bytes_max));
+    o = call(sys, session_, request, reply);
+    if (!o) return o;
+    wire::Reader in(reply);
+    const std::span<const std::byte> part = in.bytes();
+    if (part.empty()) return {kernel::Error{}, ServiceError::failed};  // the image went while we read it
+    image->insert(image->end(), part.begin(), part.end());
+  }
+  if (version != nullptr) *version = v;
+  return o;
+}
+
+Outcome ckpt_open(Sys& sys, Cap<Endpoint> root, std::string_view slot, std::uint64_t quota, std::uint64_t client,
+                  Cap<Endpoint>* session) {
+  Message request = request_for(CkptOp::open), reply{};
+  if (!wire::Writer(request).str(slot).u64(quota).u64(client).ok()) return {kernel::Error{}, ServiceError::malformed};
+  const Outcome o = call(sys, root, request, reply);
+  if (o) *session = reply.received_cap<Endpoint>(0);
+  return o;
+}
+
+}  // namespace persim::servers

@@ -1,0 +1,205 @@
+#include "servers/console/console.hpp"
+
+#include <algorithm>
+
+#include "servers/supervisor/supervisor.hpp"
+#include "servers/wire.hpp"
+
+namespace persim::servers {
+
+using kernel::Cap;
+using kernel::Endpoint;
+using kernel::Message;
+using kernel::Sys;
+
+namespace {
+
+class Console {
+ public:
+  Console(Sys& sys, Cap<Endpoint> ep, ConsoleHost& host) : sys_(sys), ep_(ep), host_(host) { host_.live = &state_; }
+  ~Console() {
+    host_.live = nullptr;
+    host_.wake = {};
+  }
+
+  // Keeps a read that finds no input, to answer when some comes.
+  bool defer(std::uint64_t badge, Message& request, kernel::Cap<kernel::Reply> reply) {
+    if (badge == 0 || request.label != static_cast<std::uint64_t>(ConsoleOp::read)) return false;
+    const ConsoleSession* s = state_.sessions.find(badge);
+    wire::Reader in(request);
+    const std::uint32_t max = in.u32();
+    if (s == nullptr || !in.done() || max > chunk_bytes_max || max == 0) return false;
+    if (!host_.input[s->stream].empty() || host_.closed[s->stream]) return false;
+    pending_.push_back({badge, max, reply});
+    return true;
+  }
+
+  // Input came (or a stream closed): answer the reads that can be answered.
+  void notified(std::uint64_t) {
+    std::vector<PendingRead> waiting;
+    waiting.swap(pending_);
+    for (const PendingRead& p : waiting) {
+      const ConsoleSession* s = state_.sessions.find(p.badge);
+      if (s == nullptr) {
+        (void)sys_.delete_cap(p.reply);  // the session closed: its reader is gone
+        continue;
+      }
+      if (host_.input[s->stream].empty() && !host_.closed[s->stream]) {
+        pending_.push_back(p);
+        continue;
+      }
+      Message reply{};
+      const std::string taken = take_input(*s, p.max, reply);
+      // A reader killed while it waited gets nothing, and loses nothing: the
+      // input goes back for whoever reads the stream next.
+      if (!sys_.reply(p.reply, reply)) host_.input[s->stream].insert(0, taken);
+    }
+  }
+  Console(const Console&) = delete;
+  Console& operator=(const Console&) = delete;
+
+  ServiceError operator()(std::uint64_t badge, Message& request, Message& reply) {
+    wire::Reader in(request);
+    const std::uint64_t op = request.label;
+    if (badge == 0) {
+      if (op == static_cast<std::uint64_t>(RootOp::client_gone)) {
+        const std::uint64_t client = in.u64();
+        if (!in.done()) return ServiceError::malformed;
+        wire::Writer(reply).u32(static_cast<std::uint32_t>(state_.sessions.close_client(sys_, client)));
+        return ServiceError::ok;
+      }
+      if (op != static_cast<std::uint64_t>(ConsoleOp::open)) return ServiceError::wrong_session;
+      const std::string stream(in.str());
+      const std::uint64_t client = in.u64();
+      if (!in.done() || stream.empty() || stream.size() > name_bytes_max) return ServiceError::malformed;
+      return state_.sessions.open(sys_, ep_, ConsoleSession{client, stream}, reply);
+    }
+    ConsoleSession* s = state_.sessions.find(badge);
+    if (s == nullptr) return ServiceError::wrong_session;
+    switch (static_cast<ConsoleOp>(op)) {
+      case ConsoleOp::write: {
+        const std::string_view text = in.str();
+        if (!in.done() || text.size() > chunk_bytes_max) return ServiceError::malformed;
+        std::string& out = host_.output[s->stream];
+        if (out.size() + text.size() > console_bytes_max) return ServiceError::quota_exceeded;
+        out += text;
+        if (host_.echo) host_.echo(s->stream, text);
+        return ServiceError::ok;
+      }
+      case ConsoleOp::read: {
+        const std::uint32_t max = in.u32();
+        if (!in.done() || max > chunk_bytes_max) return ServiceError::malformed;
+        take_input(*s, max, reply);
+        return ServiceError::ok;
+      }
+      case ConsoleOp::open:
+        return ServiceError::wrong_session;
+    }
+    return ServiceError::unknown_operation;
+  }
+
+ private:
+  struct PendingRead {
+    std::uint64_t badge;
+    std::uint32_t max;
+    kernel::Cap<kernel::Reply> reply;
+  };
+
+  // Moves up to `max` queued bytes of the session's stream into `reply`; returns them.
+  std::string take_input(const ConsoleSession& s, std::uint32_t max, Message& reply) {
+    std::string& queued = host_.input[s.stream];
+    const std::size_t n = std::min<std::size_t>(max, queued.size());
+    std::string taken = queued.substr(0, n);
+    wire::Writer(reply).str(taken).u8(queued.size() == n && host_.closed[s.stream]);
+    queued.erase(0, n);
+    return taken;
+  }
+
+  Sys& sys_;
+  Cap<Endpoint> ep_;
+  ConsoleHost& host_;
+  ConsoleState state_;
+  std::vector<PendingRead> pending_;
+};
+
+Message request_for(ConsoleOp op) {
+  Message m{};
+  m.label = static_cast<std::uint64_t>(op);
+  return m;
+}
+
+}  // namespace
+
+std::vector<std::byte> ConsoleState::encode() const {
+  std::vector<std::byte> out;
+  auto put = [&out](std::uint64_t v) {
+    for (int i = 0; i < 8; ++i) out.push_back(static_cast<std::byte>(v >> (8 * i)));
+  };
+  put(sessions.size());
+  sessions.for_each([&](std::uint64_t badge, const ConsoleSession& s) {
+    put(badge);
+    put(s.client);
+    put(s.stream.size());
+    for (const char c : s.stream) out.push_back(static_cast<std::byte>(c));
+  });
+  return out;
+}
+
+void console_main(Sys& sys, ConsoleHost& host) {
+  const kernel::Result<Cap<Endpoint>> ep = sys.endpoint_create();
+  if (!ep) return;
+  const kernel::Result<Cap<kernel::Notification>> wake = sys.notification_create();
+  if (!wake || !sys.notification_bind(*wake)) return;
+  Console console(sys, *ep, host);
+  host.wake = wake->handle();
+  if (!announce(sys, "console", *ep)) return;
+  serve(sys, *ep, console, host.audit);
+}
+
+Outcome ConsoleClient::write(Sys& sys, std::string_view text) const {
+  do {
+    const std::string_view chunk = text.substr(0, chunk_bytes_max);
+    text.remove_prefix(chunk.size());
+    Message request = request_for(ConsoleOp::write), reply{};
+    wire::Writer(request).str(chunk);
+    const Outcome o = call(sys, session_, request, reply);
+    if (!o) return o;
+  } while (!text.empty());
+  return {};
+}
+
+Outcome ConsoleClient::read(Sys& sys, std::uint32_t max, std::string* out, bool* end) const {
+  Message request = request_for(ConsoleOp::read), reply{};
+  wire::Writer(request).u32(max);
+  const Outcome o = call(sys, session_, request, reply);
+  if (!o) return o;
+  wire::Reader in(reply);
+  out->assign(in.str());
+  const bool closed = in.u8() != 0;
+  if (end != nullptr) *end = closed;
+  return o;
+}
+
+Outcome ConsoleClient::read_line(Sys& sys, std::string* line, bool* end) const {
+  line->clear();
+  *end = false;
+  // One byte at a time: the rest of the input stays queued for the next read.
+  while (!*end && (line->empty() || line->back() != '\n')) {
+    std::string byte;
+    const Outcome o = read(sys, 1, &byte, end);
+    if (!o) return o;
+    *line += byte;
+  }
+  return {};
+}
+
+Outcome console_open(Sys& sys, Cap<Endpoint> root, std::string_view stream, std::uint64_t client,
+                     Cap<Endpoint>* session) {
+  Message request = request_for(ConsoleOp::open), reply{};
+  if (!wire::Writer(request).str(stream).u64(client).ok()) return {kernel::Error{}, ServiceError::malformed};
+  const Outcome o = call(sys, root, request, reply);
+  if (o) *session = reply.received_cap<Endpoint>(0);
+  return o;
+}
+
+}  // namespace persim::servers

@@ -1,0 +1,78 @@
+// The console: per-session output and input streams, named by the supervisor
+// (by default after the program instance, so a restarted program writes on).
+// In simulation it records every stream's output and serves input the host
+// queues (System::console_input); the bytes live in the host's ConsoleHost,
+// which stands for the terminal and outlives the console process. In
+// interactive mode a TerminalBridge (terminal.hpp) connects one stream to the
+// real stdin and stdout through the node's Boost.Asio io_context.
+//
+// A read waits until input is queued for its stream, or the stream is closed
+// (end of input); the console answers it then.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "kernel/sys.hpp"
+#include "servers/client.hpp"
+#include "servers/session.hpp"
+
+namespace persim::servers {
+
+enum class ConsoleOp : std::uint64_t {
+  open = 1,   // root: str stream, u64 client -> session cap
+  write = 2,  // session: bytes (<= chunk_bytes_max)
+  read = 3,   // session: u32 max -> bytes, u8 end of input; waits for input
+};
+
+struct ConsoleSession {
+  std::uint64_t client = 0;
+  std::string stream;
+};
+
+struct ConsoleState {
+  Sessions<ConsoleSession> sessions;
+  std::vector<std::byte> encode() const;
+};
+
+struct ConsoleHost {
+  std::map<std::string, std::string> output;  // everything written, per stream
+  std::map<std::string, std::string> input;   // queued by the host, not yet read
+  std::map<std::string, bool> closed;         // no more input will come
+  ServerAudit audit;
+  const ConsoleState* live = nullptr;
+  // The running console's notification (in its own space): the host signals it
+  // (Node::signal) when it queues input, so waiting reads are answered.
+  kernel::Handle wake;
+  // Called on every write, e.g. to copy a stream to the real stdout.
+  std::function<void(const std::string& stream, std::string_view text)> echo;
+};
+
+// Grants: "supervisor" (to announce "console").
+void console_main(kernel::Sys& sys, ConsoleHost& host);
+
+class ConsoleClient {
+ public:
+  ConsoleClient() = default;
+  explicit ConsoleClient(kernel::Cap<kernel::Endpoint> session) : session_(session) {}
+  kernel::Cap<kernel::Endpoint> cap() const { return session_; }
+  // Writes `text`, in chunks of at most chunk_bytes_max.
+  Outcome write(kernel::Sys& sys, std::string_view text) const;
+  // Reads queued input (at most `max`, at most chunk_bytes_max), waiting until
+  // there is some or the stream is closed (then `*end` is set and `out` may be short).
+  Outcome read(kernel::Sys& sys, std::uint32_t max, std::string* out, bool* end = nullptr) const;
+  // Reads up to and including the next newline (or to the end of input).
+  Outcome read_line(kernel::Sys& sys, std::string* line, bool* end) const;
+
+ private:
+  kernel::Cap<kernel::Endpoint> session_;
+};
+
+Outcome console_open(kernel::Sys& sys, kernel::Cap<kernel::Endpoint> root, std::string_view stream,
+                     std::uint64_t client, kernel::Cap<kernel::Endpoint>* session);
+
+}  // namespace persim::servers

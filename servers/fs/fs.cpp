@@ -1,0 +1,321 @@
+#include "servers/fs/fs.hpp"
+
+#include <algorithm>
+#include <cstring>
+
+#include "servers/supervisor/supervisor.hpp"
+#include "servers/wire.hpp"
+
+namespace persim::servers {
+
+using kernel::Cap;
+using kernel::Endpoint;
+using kernel::Message;
+using kernel::Sys;
+
+namespace {
+
+constexpr std::string_view record_prefix = "file:";
+
+// Absolute, no "." or ".." component, no empty component but a trailing one
+// (a directory prefix), no NUL, within name_bytes_max.
+bool valid_path(std::string_view p) {
+  if (p.empty() || p.size() > name_bytes_max || p.front() != '/' || p.find('\0') != std::string_view::npos)
+    return false;
+  std::size_t at = 1;
+  while (at < p.size()) {
+    const std::size_t end = std::min(p.find('/', at), p.size());
+    const std::string_view part = p.substr(at, end - at);
+    if (part.empty() || part == "." || part == "..") return false;
+    at = end + 1;
+  }
+  return true;
+}
+
+bool is_directory(std::string_view p) { return !p.empty() && p.back() == '/'; }
+
+std::span<const std::byte> as_bytes(std::string_view s) { return std::as_bytes(std::span(s.data(), s.size())); }
+
+class FileServer {
+ public:
+  FileServer(Sys& sys, Cap<Endpoint> ep, FileServerHost& host) : sys_(sys), ep_(ep), host_(host) {
+    for (const auto& [key, bytes] : host_.store.records())
+      if (key.starts_with(record_prefix)) state_.files[key.substr(record_prefix.size())].data = bytes;
+    host_.live = &state_;
+  }
+  ~FileServer() { host_.live = nullptr; }
+  FileServer(const FileServer&) = delete;
+  FileServer& operator=(const FileServer&) = delete;
+
+  ServiceError operator()(std::uint64_t badge, Message& request, Message& reply) {
+    wire::Reader in(request);
+    if (badge == 0) return root(in, request.label, reply);
+    FsSession* s = state_.sessions.find(badge);
+    if (s == nullptr) return ServiceError::wrong_session;  // closed: its copies are being revoked
+    if (is_directory(s->path)) return directory(*s, in, request.label, reply);
+    return file(*s, in, request.label, reply);
+  }
+
+ private:
+  ServiceError root(wire::Reader& in, std::uint64_t op, Message& reply) {
+    if (op == static_cast<std::uint64_t>(RootOp::client_gone)) {
+      const std::uint64_t client = in.u64();
+      if (!in.done()) return ServiceError::malformed;
+      wire::Writer(reply).u32(static_cast<std::uint32_t>(state_.sessions.close_client(sys_, client)));
+      return ServiceError::ok;
+    }
+    if (op != static_cast<std::uint64_t>(FsOp::open)) return ServiceError::wrong_session;
+    const std::string path(in.str());
+    const std::uint8_t mode = in.u8();
+    const std::uint64_t client = in.u64();
+    if (!in.done()) return ServiceError::malformed;
+    return open(path, mode, client, reply);
+  }
+
+  ServiceError directory(FsSession& dir, wire::Reader& in, std::uint64_t op, Message& reply) {
+    if (op != static_cast<std::uint64_t>(FsOp::open) && op != static_cast<std::uint64_t>(FsOp::remove))
+      return op <= static_cast<std::uint64_t>(FsOp::remove) ? ServiceError::wrong_session
+                                                           : ServiceError::unknown_operation;
+    const std::string relative(in.str());
+    const std::uint8_t mode = op == static_cast<std::uint64_t>(FsOp::open) ? in.u8() : 0;
+    if (!in.done() || relative.empty() || relative.front() == '/') return ServiceError::malformed;
+    const std::string path = dir.path + relative;
+    if (op == static_cast<std::uint64_t>(FsOp::remove)) {
+      if (!valid_path(path) || is_directory(path)) return ServiceError::malformed;
+      if ((dir.mode & fs_mode::write) == 0) return ServiceError::permission_denied;
+      if (state_.files.erase(path) == 0) return ServiceError::not_found;
+      host_.store.erase(std::string(record_prefix) + path);
+      return ServiceError::ok;
+    }
+    // A session below a directory has at most the directory's rights.
+    if ((mode & ~dir.mode) != 0) return ServiceError::permission_denied;
+    return open(path, mode, dir.client, reply);
+  }
+
+  ServiceError open(const std::string& path, std::uint8_t mode, std::uint64_t client, Message& reply) {
+    if (!valid_path(path) || (mode & ~fs_mode::all) != 0) return ServiceError::malformed;
+    if (is_directory(path) != ((mode & fs_mode::directory) != 0)) return ServiceError::malformed;
+    FsSession session{client, path, mode, 0};
+    if (!is_directory(path)) {
+      auto it = state_.files.find(path);
+      if (it == state_.files.end()) {
+        if ((mode & fs_mode::create) == 0) return ServiceError::not_found;
+        if (state_.files.size() >= files_max) return ServiceError::quota_exceeded;
+        it = state_.files.emplace(path, FsFile{}).first;
+        persist(path);
+      } else if ((mode & fs_mode::truncate) != 0) {
+        if ((mode & (fs_mode::write | fs_mode::append)) == 0) return ServiceError::permission_denied;
+        it->second.data.clear();
+        persist(path);
+      }
+      if ((mode & fs_mode::append) != 0) session.offset = it->second.data.size();
+    }
+    return state_.sessions.open(sys_, ep_, std::move(session), reply);
+  }
+
+  ServiceError file(FsSession& s, wire::Reader& in, std::uint64_t op, Message& reply) {
+    // A file removed under an open session reads as not_found; a write or a
+    // truncate through the session creates it again.
+    if (op == static_cast<std::uint64_t>(FsOp::open) || op == static_cast<std::uint64_t>(FsOp::remove))
+      return ServiceError::wrong_session;
+    if (op < static_cast<std::uint64_t>(FsOp::read) || op > static_cast<std::uint64_t>(FsOp::truncate))
+      return ServiceError::unknown_operation;
+    const auto found = state_.files.find(s.path);
+    const bool missing_ok = op == static_cast<std::uint64_t>(FsOp::write) ||
+                            op == static_cast<std::uint64_t>(FsOp::truncate) ||
+                            op == static_cast<std::uint64_t>(FsOp::seek);
+    if (found == state_.files.end() && !missing_ok) return ServiceError::not_found;
+    switch (static_cast<FsOp>(op)) {
+      case FsOp::read: {
+        const std::uint32_t max = in.u32();
+        if (!in.done() || max > chunk_bytes_max) return ServiceError::malformed;
+        if ((s.mode & fs_mode::read) == 0) return ServiceError::permission_denied;
+        const FsFile& f = found->second;
+        const std::uint64_t from = std::min<std::uint64_t>(s.offset, f.data.size());
+        const std::uint64_t n = std::min<std::uint64_t>(max, f.data.size() - from);
+        wire::Writer(reply).bytes(std::span(f.data.data() + from, n));
+        s.offset = from + n;
+        return ServiceError::ok;
+      }
+      case FsOp::write: {
+        const std::span<const std::byte> bytes = in.bytes();
+        if (!in.done() || bytes.size() > chunk_bytes_max) return ServiceError::malformed;
+        if ((s.mode & (fs_mode::write | fs_mode::append)) == 0) return ServiceError::permission_denied;
+        FsFile& f = state_.files[s.path];
+        const std::uint64_t at = (s.mode & fs_mode::append) != 0 ? f.data.size() : s.offset;
+        if (at + bytes.size() > file_bytes_max) return ServiceError::quota_exceeded;
+        if (f.data.size() < at + bytes.size()) f.data.resize(at + bytes.size());
+        std::copy(bytes.begin(), bytes.end(), f.data.begin() + static_cast<std::ptrdiff_t>(at));
+        s.offset = at + bytes.size();
+        persist(s.path);
+        wire::Writer(reply).u64(s.offset);
+        return ServiceError::ok;
+      }
+      case FsOp::seek: {
+        const std::uint64_t offset = in.u64();
+        if (!in.done()) return ServiceError::malformed;
+        if (offset > file_bytes_max) return ServiceError::quota_exceeded;
+        s.offset = offset;
+        return ServiceError::ok;
+      }
+      case FsOp::stat:
+        if (!in.done()) return ServiceError::malformed;
+        wire::Writer(reply).u64(s.offset).u64(found->second.data.size());
+        return ServiceError::ok;
+      case FsOp::truncate: {
+        const std::uint64_t size = in.u64();
+        if (!in.done()) return ServiceError::malformed;
+        if ((s.mode & (fs_mode::write | fs_mode::append)) == 0) return ServiceError::permission_denied;
+        if (size > file_bytes_max) return ServiceError::quota_exceeded;
+        state_.files[s.path].data.resize(size);
+        persist(s.path);
+        return ServiceError::ok;
+      }
+      case FsOp::open:
+      case FsOp::remove:
+        return ServiceError::wrong_session;
+    }
+    return ServiceError::unknown_operation;
+  }
+
+  // Write-through: the file is on the server's own disk before the reply goes.
+  void persist(const std::string& path) {
+    host_.store.put(std::string(record_prefix) + path, state_.files[path].data);
+  }
+
+  Sys& sys_;
+  Cap<Endpoint> ep_;
+  FileServerHost& host_;
+  FsState state_;
+};
+
+}  // namespace
+
+bool fs_mode::parse(std::string_view letters, std::uint8_t* mode) {
+  std::uint8_t m = 0;
+  for (const char c : letters) {
+    switch (c) {
+      case 'r': m |= read; break;
+      case 'w': m |= write; break;
+      case 'a': m |= append; break;
+      case 'c': m |= create; break;
+      case 't': m |= truncate; break;
+      case 'd': m |= directory; break;
+      default: return false;
+    }
+  }
+  *mode = m;
+  return true;
+}
+
+std::vector<std::byte> FsState::encode() const {
+  std::vector<std::byte> out;
+  auto put = [&out](std::uint64_t v) {
+    for (int i = 0; i < 8; ++i) out.push_back(static_cast<std::byte>(v >> (8 * i)));
+  };
+  auto put_bytes = [&](std::span<const std::byte> b) {
+    put(b.size());
+    out.insert(out.end(), b.begin(), b.end());
+  };
+  put(files.size());
+  for (const auto& [path, f] : files) {
+    put_bytes(as_bytes(path));
+    put_bytes(f.data);
+  }
+  put(sessions.size());
+  sessions.for_each([&](std::uint64_t badge, const FsSession& s) {
+    put(badge);
+    put(s.client);
+    put_bytes(as_bytes(s.path));
+    put(s.mode);
+    put(s.offset);
+  });
+  return out;
+}
+
+void file_server_main(Sys& sys, FileServerHost& host) {
+  const kernel::Result<Cap<Endpoint>> ep = sys.endpoint_create();
+  if (!ep) return;
+  FileServer server(sys, *ep, host);
+  if (!announce(sys, "fs", *ep)) return;
+  serve(sys, *ep, server, host.audit);
+}
+
+// ---------------------------------------------------------------- client
+
+namespace {
+
+Message request_for(FsOp op) {
+  Message m{};
+  m.label = static_cast<std::uint64_t>(op);
+  return m;
+}
+
+}  // namespace
+
+Outcome FsClient::read(Sys& sys, std::uint32_t max, std::string* out) const {
+  Message request = request_for(FsOp::read), reply{};
+  wire::Writer(request).u32(max);
+  const Outcome o = call(sys, session_, request, reply);
+  if (!o) return o;
+  wire::Reader in(reply);
+  const std::string_view bytes = in.str();
+  if (!in.done()) return {kernel::Error{}, ServiceError::malformed};
+  out->assign(bytes);
+  return o;
+}
+
+Outcome FsClient::write(Sys& sys, std::string_view bytes, std::uint64_t* offset_after) const {
+  Message request = request_for(FsOp::write), reply{};
+  if (!wire::Writer(request).str(bytes).ok()) return {kernel::Error{}, ServiceError::malformed};
+  const Outcome o = call(sys, session_, request, reply);
+  if (o && offset_after != nullptr) *offset_after = wire::Reader(reply).u64();
+  return o;
+}
+
+Outcome FsClient::seek(Sys& sys, std::uint64_t offset) const {
+  Message request = request_for(FsOp::seek), reply{};
+  wire::Writer(request).u64(offset);
+  return call(sys, session_, request, reply);
+}
+
+Outcome FsClient::stat(Sys& sys, std::uint64_t* offset, std::uint64_t* size) const {
+  Message request = request_for(FsOp::stat), reply{};
+  const Outcome o = call(sys, session_, request, reply);
+  if (!o) return o;
+  wire::Reader in(reply);
+  *offset = in.u64();
+  *size = in.u64();
+  return o;
+}
+
+Outcome FsClient::truncate(Sys& sys, std::uint64_t size) const {
+  Message request = request_for(FsOp::truncate), reply{};
+  wire::Writer(request).u64(size);
+  return call(sys, session_, request, reply);
+}
+
+Outcome FsClient::open(Sys& sys, std::string_view relative, std::uint8_t mode, FsClient* file) const {
+  Message request = request_for(FsOp::open), reply{};
+  if (!wire::Writer(request).str(relative).u8(mode).ok()) return {kernel::Error{}, ServiceError::malformed};
+  const Outcome o = call(sys, session_, request, reply);
+  if (o) *file = FsClient(reply.received_cap<Endpoint>(0));
+  return o;
+}
+
+Outcome FsClient::remove(Sys& sys, std::string_view relative) const {
+  Message request = request_for(FsOp::remove), reply{};
+  if (!wire::Writer(request).str(relative).ok()) return {kernel::Error{}, ServiceError::malformed};
+  return call(sys, session_, request, reply);
+}
+
+Outcome fs_open(Sys& sys, Cap<Endpoint> root, std::string_view path, std::uint8_t mode, std::uint64_t client,
+                Cap<Endpoint>* session) {
+  Message request = request_for(FsOp::open), reply{};
+  if (!wire::Writer(request).str(path).u8(mode).u64(client).ok()) return {kernel::Error{}, ServiceError::malformed};
+  const Outcome o = call(sys, root, request, reply);
+  if (o) *session = reply.received_cap<Endpoint>(0);
+  return o;
+}
+
+}  // namespace persim::servers

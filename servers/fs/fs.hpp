@@ -1,0 +1,98 @@
+// The file server: a namespace of files it owns and keeps in its own trusted
+// storage. Opening a file yields a session capability with an offset and a
+// mode; a directory session may open files below its prefix, with at most its
+// own mode. Sessions are volatile: they die with the server (clients re-open).
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "kernel/sys.hpp"
+#include "servers/client.hpp"
+#include "servers/session.hpp"
+#include "servers/storage.hpp"
+
+namespace persim::servers {
+
+// Mode bits of a session.
+namespace fs_mode {
+inline constexpr std::uint8_t read = 1;
+inline constexpr std::uint8_t write = 2;
+inline constexpr std::uint8_t append = 4;    // every write goes to the end
+inline constexpr std::uint8_t create = 8;    // open creates a missing file
+inline constexpr std::uint8_t truncate = 16;  // open empties the file
+inline constexpr std::uint8_t directory = 32;  // a directory session: opens below its prefix
+inline constexpr std::uint8_t all = 63;
+// "rwactd" letters to bits; false on an unknown letter.
+bool parse(std::string_view letters, std::uint8_t* mode);
+}  // namespace fs_mode
+
+enum class FsOp : std::uint64_t {
+  open = 1,      // root: str path, u8 mode, u64 client; directory: str relative path, u8 mode -> session cap
+  read = 2,      // file: u32 max bytes (<= chunk_bytes_max) -> bytes
+  write = 3,     // file: bytes -> u64 offset after
+  seek = 4,      // file: u64 offset
+  stat = 5,      // file: -> u64 offset, u64 size
+  truncate = 6,  // file: u64 size
+  remove = 7,    // directory: str relative path
+};
+
+struct FsFile {
+  std::vector<std::byte> data;
+};
+
+struct FsSession {
+  std::uint64_t client = 0;
+  std::string path;  // a file, or a directory prefix ending in '/'
+  std::uint8_t mode = 0;
+  std::uint64_t offset = 0;
+};
+
+// Everything the file server holds, in one encodable value: files and sessions.
+struct FsState {
+  std::map<std::string, FsFile> files;
+  Sessions<FsSession> sessions;
+  // Canonical bytes of the whole state, for byte-for-byte comparisons.
+  std::vector<std::byte> encode() const;
+};
+
+// What outlives a file server process: its disk, its audit counts.
+struct FileServerHost {
+  TrustedStore store;
+  ServerAudit audit;
+  const FsState* live = nullptr;  // while a file server process runs: its state, for inspection
+};
+
+// The file server's entry. Grants: "supervisor" (to announce "fs").
+void file_server_main(kernel::Sys& sys, FileServerHost& host);
+
+// ---- Client side: a file session.
+class FsClient {
+ public:
+  FsClient() = default;
+  explicit FsClient(kernel::Cap<kernel::Endpoint> session) : session_(session) {}
+  kernel::Cap<kernel::Endpoint> cap() const { return session_; }
+
+  // Reads up to `max` bytes (at most chunk_bytes_max) at the offset into `out`.
+  Outcome read(kernel::Sys& sys, std::uint32_t max, std::string* out) const;
+  // Writes `bytes` (at most chunk_bytes_max) at the offset, or at the end in append mode.
+  Outcome write(kernel::Sys& sys, std::string_view bytes, std::uint64_t* offset_after = nullptr) const;
+  Outcome seek(kernel::Sys& sys, std::uint64_t offset) const;
+  Outcome stat(kernel::Sys& sys, std::uint64_t* offset, std::uint64_t* size) const;
+  Outcome truncate(kernel::Sys& sys, std::uint64_t size) const;
+  // Directory sessions: a file session below the prefix.
+  Outcome open(kernel::Sys& sys, std::string_view relative, std::uint8_t mode, FsClient* file) const;
+  Outcome remove(kernel::Sys& sys, std::string_view relative) const;
+
+ private:
+  kernel::Cap<kernel::Endpoint> session_;
+};
+
+// The supervisor's side: open `path` for `client` through the root.
+Outcome fs_open(kernel::Sys& sys, kernel::Cap<kernel::Endpoint> root, std::string_view path, std::uint8_t mode,
+                std::uint64_t client, kernel::Cap<kernel::Endpoint>* session);
+
+}  // namespace persim::servers

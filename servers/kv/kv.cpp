@@ -1,0 +1,275 @@
+#include "servers/kv/kv.hpp"
+
+#include "servers/supervisor/supervisor.hpp"
+#include "servers/wire.hpp"
+
+namespace persim::servers {
+
+using kernel::Cap;
+using kernel::Endpoint;
+using kernel::Message;
+using kernel::Sys;
+
+namespace {
+
+constexpr std::string_view record_prefix = "kv:";
+
+// "kv:" table NUL key: tables and keys never contain NUL.
+std::string record_key(std::string_view table, std::string_view key) {
+  std::string k(record_prefix);
+  k.append(table).push_back('\0');
+  k.append(key);
+  return k;
+}
+
+bool valid_name(std::string_view s) {
+  return !s.empty() && s.size() <= name_bytes_max && s.find('\0') == std::string_view::npos;
+}
+
+std::span<const std::byte> as_bytes(std::string_view s) { return std::as_bytes(std::span(s.data(), s.size())); }
+
+class KvStore {
+ public:
+  KvStore(Sys& sys, Cap<Endpoint> ep, KvHost& host) : sys_(sys), ep_(ep), host_(host) {
+    for (const auto& [k, v] : host_.store.records()) {
+      if (!k.starts_with(record_prefix)) continue;
+      const std::string_view rest = std::string_view(k).substr(record_prefix.size());
+      const std::size_t nul = rest.find('\0');
+      state_.tables[std::string(rest.substr(0, nul))][std::string(rest.substr(nul + 1))] =
+          std::string(reinterpret_cast<const char*>(v.data()), v.size());
+    }
+    host_.live = &state_;
+  }
+  ~KvStore() { host_.live = nullptr; }
+  KvStore(const KvStore&) = delete;
+  KvStore& operator=(const KvStore&) = delete;
+
+  ServiceError operator()(std::uint64_t badge, Message& request, Message& reply) {
+    wire::Reader in(request);
+    const std::uint64_t op = request.label;
+    if (badge == 0) return root(in, op, reply);
+    KvSession* s = state_.sessions.find(badge);
+    if (s == nullptr) return ServiceError::wrong_session;
+    auto& table = state_.tables[s->table];
+    switch (static_cast<KvOp>(op)) {
+      case KvOp::get: {
+        const std::string_view key = in.str();
+        if (!in.done() || !valid_name(key)) return ServiceError::malformed;
+        const auto it = table.find(std::string(key));
+        if (it == table.end()) return ServiceError::not_found;
+        wire::Writer(reply).str(it->second);
+        return ServiceError::ok;
+      }
+      case KvOp::put: {
+        const std::string key(in.str());
+        const std::string_view value = in.str();
+        if (!in.done() || !valid_name(key) || value.size() > kv_value_bytes_max) return ServiceError::malformed;
+        if (!table.contains(key) && keys() >= kv_keys_max) return ServiceError::quota_exceeded;
+        write(s->table, key, value);
+        return ServiceError::ok;
+      }
+      case KvOp::del: {
+        const std::string key(in.str());
+        if (!in.done() || !valid_name(key)) return ServiceError::malformed;
+        if (!table.contains(key)) return ServiceError::not_found;
+        erase(s->table, key);
+        return ServiceError::ok;
+      }
+      case KvOp::cas: return cas(*s, in);
+      case KvOp::txn: return txn(*s, in, reply);
+      case KvOp::open: return ServiceError::wrong_session;
+    }
+    return ServiceError::unknown_operation;
+  }
+
+ private:
+  ServiceError root(wire::Reader& in, std::uint64_t op, Message& reply) {
+    if (op == static_cast<std::uint64_t>(RootOp::client_gone)) {
+      const std::uint64_t client = in.u64();
+      if (!in.done()) return ServiceError::malformed;
+      wire::Writer(reply).u32(static_cast<std::uint32_t>(state_.sessions.close_client(sys_, client)));
+      return ServiceError::ok;
+    }
+    if (op != static_cast<std::uint64_t>(KvOp::open)) return ServiceError::wrong_session;
+    const std::string table(in.str());
+    const std::uint64_t client = in.u64();
+    if (!in.done() || !valid_name(table)) return ServiceError::malformed;
+    return state_.sessions.open(sys_, ep_, KvSession{client, table}, reply);
+  }
+
+  ServiceError cas(const KvSession& s, wire::Reader& in) {
+    const std::string key(in.str());
+    const bool has_expected = in.u8() != 0;
+    const std::string expected(has_expected ? in.str() : std::string_view());
+    const bool has_new = in.u8() != 0;
+    const std::string desired(has_new ? in.str() : std::string_view());
+    if (!in.done() || !valid_name(key) || desired.size() > kv_value_bytes_max) return ServiceError::malformed;
+    auto& table = state_.tables[s.table];
+    const auto it = table.find(key);
+    const bool matches = has_expected ? it != table.end() && it->second == expected : it == table.end();
+    if (!matches) return ServiceError::conflict;
+    if (has_new) {
+      if (it == table.end() && keys() >= kv_keys_max) return ServiceError::quota_exceeded;
+      write(s.table, key, desired);
+    } else if (it != table.end()) {
+      erase(s.table, key);
+    }
+    return ServiceError::ok;
+  }
+
+  ServiceError txn(const KvSession& s, wire::Reader& in, Message& reply) {
+    const std::uint8_t n = in.u8();
+    if (n > txn_ops_max) return ServiceError::malformed;
+    std::vector<KvTxnOp> ops;
+    for (std::uint8_t i = 0; i < n; ++i) {
+      KvTxnOp op{static_cast<KvTxnOp::Kind>(in.u8()), std::string(in.str()), {}};
+      if (op.kind == KvTxnOp::Kind::check_equal || op.kind == KvTxnOp::Kind::put) op.value = in.str();
+      if (static_cast<std::uint8_t>(op.kind) > 3 || !valid_name(op.key) || op.value.size() > kv_value_bytes_max)
+        return ServiceError::malformed;
+      ops.push_back(std::move(op));
+    }
+    if (!in.done()) return ServiceError::malformed;
+    auto& table = state_.tables[s.table];
+    std::size_t new_keys = 0;
+    for (std::uint8_t i = 0; i < n; ++i) {
+      const KvTxnOp& op = ops[i];
+      const auto it = table.find(op.key);
+      const bool holds = op.kind == KvTxnOp::Kind::check_equal   ? it != table.end() && it->second == op.value
+                         : op.kind == KvTxnOp::Kind::check_absent ? it == table.end()
+                                                                  : true;
+      if (!holds) {
+        wire::Writer(reply).u8(i);
+        return ServiceError::conflict;
+      }
+      if (op.kind == KvTxnOp::Kind::put && it == table.end()) ++new_keys;
+    }
+    if (keys() + new_keys > kv_keys_max) return ServiceError::quota_exceeded;
+    for (const KvTxnOp& op : ops) {
+      if (op.kind == KvTxnOp::Kind::put) write(s.table, op.key, op.value);
+      if (op.kind == KvTxnOp::Kind::del && table.contains(op.key)) erase(s.table, op.key);
+    }
+    return ServiceError::ok;
+  }
+
+  std::size_t keys() const {
+    std::size_t n = 0;
+    for (const auto& [name, t] : state_.tables) n += t.size();
+    return n;
+  }
+
+  // Write-through to the store's own disk before the reply goes.
+  void write(const std::string& table, const std::string& key, std::string_view value) {
+    state_.tables[table][key] = std::string(value);
+    host_.store.put(record_key(table, key), as_bytes(value));
+  }
+  void erase(const std::string& table, const std::string& key) {
+    state_.tables[table].erase(key);
+    host_.store.erase(record_key(table, key));
+  }
+
+  Sys& sys_;
+  Cap<Endpoint> ep_;
+  KvHost& host_;
+  KvState state_;
+};
+
+Message request_for(KvOp op) {
+  Message m{};
+  m.label = static_cast<std::uint64_t>(op);
+  return m;
+}
+
+}  // namespace
+
+std::vector<std::byte> KvState::encode() const {
+  std::vector<std::byte> out;
+  auto put = [&out](std::uint64_t v) {
+    for (int i = 0; i < 8; ++i) out.push_back(static_cast<std::byte>(v >> (8 * i)));
+  };
+  auto put_str = [&](std::string_view s) {
+    put(s.size());
+    for (const char c : s) out.push_back(static_cast<std::byte>(c));
+  };
+  // Empty tables are an artefact of lookups: leave them out.
+  for (const auto& [name, table] : tables) {
+    if (table.empty()) continue;
+    put_str(name);
+    put(table.size());
+    for (const auto& [k, v] : table) {
+      put_str(k);
+      put_str(v);
+    }
+  }
+  put(sessions.size());
+  sessions.for_each([&](std::uint64_t badge, const KvSession& s) {
+    put(badge);
+    put(s.client);
+    put_str(s.table);
+  });
+  return out;
+}
+
+void kv_main(Sys& sys, KvHost& host) {
+  const kernel::Result<Cap<Endpoint>> ep = sys.endpoint_create();
+  if (!ep) return;
+  KvStore store(sys, *ep, host);
+  if (!announce(sys, "kv", *ep)) return;
+  serve(sys, *ep, store, host.audit);
+}
+
+Outcome KvClient::get(Sys& sys, std::string_view key, std::string* value) const {
+  Message request = request_for(KvOp::get), reply{};
+  if (!wire::Writer(request).str(key).ok()) return {kernel::Error{}, ServiceError::malformed};
+  const Outcome o = call(sys, session_, request, reply);
+  if (o) value->assign(wire::Reader(reply).str());
+  return o;
+}
+
+Outcome KvClient::put(Sys& sys, std::string_view key, std::string_view value) const {
+  Message request = request_for(KvOp::put), reply{};
+  if (!wire::Writer(request).str(key).str(value).ok()) return {kernel::Error{}, ServiceError::malformed};
+  return call(sys, session_, request, reply);
+}
+
+Outcome KvClient::del(Sys& sys, std::string_view key) const {
+  Message request = request_for(KvOp::del), reply{};
+  if (!wire::Writer(request).str(key).ok()) return {kernel::Error{}, ServiceError::malformed};
+  return call(sys, session_, request, reply);
+}
+
+Outcome KvClient::cas(Sys& sys, std::string_view key, std::optional<std::string_view> expected,
+                      std::optional<std::string_view> desired) const {
+  Message request = request_for(KvOp::cas), reply{};
+  wire::Writer w(request);
+  w.str(key).u8(expected.has_value());
+  if (expected) w.str(*expected);
+  w.u8(desired.has_value());
+  if (desired) w.str(*desired);
+  if (!w.ok()) return {kernel::Error{}, ServiceError::malformed};
+  return call(sys, session_, request, reply);
+}
+
+Outcome KvClient::txn(Sys& sys, const std::vector<KvTxnOp>& ops, std::uint8_t* failed) const {
+  Message request = request_for(KvOp::txn), reply{};
+  wire::Writer w(request);
+  w.u8(static_cast<std::uint8_t>(ops.size()));
+  for (const KvTxnOp& op : ops) {
+    w.u8(static_cast<std::uint8_t>(op.kind)).str(op.key);
+    if (op.kind == KvTxnOp::Kind::check_equal || op.kind == KvTxnOp::Kind::put) w.str(op.value);
+  }
+  if (!w.ok()) return {kernel::Error{}, ServiceError::malformed};
+  const Outcome o = call(sys, session_, request, reply);
+  if (o.service == ServiceError::conflict && failed != nullptr) *failed = wire::Reader(reply).u8();
+  return o;
+}
+
+Outcome kv_open(Sys& sys, Cap<Endpoint> root, std::string_view table, std::uint64_t client,
+                Cap<Endpoint>* session) {
+  Message request = request_for(KvOp::open), reply{};
+  if (!wire::Writer(request).str(table).u64(client).ok()) return {kernel::Error{}, ServiceError::malformed};
+  const Outcome o = call(sys, root, request, reply);
+  if (o) *session = reply.received_cap<Endpoint>(0);
+  return o;
+}
+
+}  // namespace persim::servers

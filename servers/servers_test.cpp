@@ -1,0 +1,233 @@
+// Each server's interface: what it does, and the precise error for each kind
+// of bad input (unknown operation, malformed or oversized message, the wrong
+// kind of session, the wrong type of capability).
+#include <gtest/gtest.h>
+
+#include "support/system_harness.hpp"
+
+namespace persim::servers {
+namespace {
+
+using namespace persim::testing;
+using kernel::Message;
+
+// One client with a session of every kind, driven from the test.
+struct Fixture {
+  Fixture() : system(system_config()) {
+    system.add_standard_servers();
+    EXPECT_TRUE(system.add_program("client", client.entry()).ok());
+    system.add(manifest("client", "client",
+                        {{"console", "console", ""},
+                         {"data", "fs:/data/", "rwacd"},
+                         {"readonly", "fs:/data/", "rd"},
+                         {"kv", "kv:accounts", ""},
+                         {"ckpt", "ckpt", ""}}));
+    EXPECT_TRUE(system.boot().ok());
+    EXPECT_TRUE(run_until(system, [&] { return client.incarnations() == 1; }));
+  }
+  void run(DrivenProgram::Operation op) { ASSERT_TRUE(client.run(system, std::move(op))); }
+
+  System system;
+  DrivenProgram client;
+};
+
+Cap<Endpoint> grant(Sys& sys, std::string_view name) { return sys.granted<Endpoint>(name).value(); }
+
+// Property: a started program writes to its console stream, named after it.
+TEST(Console, WritesLandInTheStreamAndInputIsRead) {
+  Fixture f;
+  f.system.console_input("client", "typed");
+  f.run([](Sys& sys) {
+    const ConsoleClient console(grant(sys, "console"));
+    EXPECT_TRUE(console.write(sys, std::string(500, 'x')).ok()) << "longer than a chunk";
+    std::string in;
+    bool end = true;
+    EXPECT_TRUE(console.read(sys, 3, &in, &end).ok());
+    EXPECT_EQ(in, "typ");
+    EXPECT_FALSE(end);
+    EXPECT_TRUE(console.read(sys, 100, &in).ok());
+    EXPECT_EQ(in, "ed");
+  });
+  EXPECT_EQ(f.system.console().output["client"], std::string(500, 'x'));
+  // A read with nothing queued waits: the input that comes later answers it.
+  std::vector<std::string> lines;
+  bool end = false;
+  f.system.node().at(f.system.node().now_ns() + 50'000, [&](kernel::Node&) { f.system.console_input("client", "later\n"); });
+  f.system.node().at(f.system.node().now_ns() + 90'000, [&](kernel::Node&) { f.system.console_input("client", "", true); });
+  f.run([&](Sys& sys) {
+    const ConsoleClient console(grant(sys, "console"));
+    std::string line;
+    while (!end && console.read_line(sys, &line, &end).ok()) lines.push_back(line);
+  });
+  EXPECT_EQ(lines, (std::vector<std::string>{"later\n", ""}));
+  EXPECT_TRUE(end);
+}
+
+// Property: file sessions honour their mode, offsets and append; a directory
+// session opens below its prefix with at most its own rights; paths are checked.
+TEST(FileServer, ModesOffsetsAppendAndDirectories) {
+  Fixture f;
+  f.run([](Sys& sys) {
+    const FsClient dir(grant(sys, "data"));
+    const FsClient readonly(grant(sys, "readonly"));
+    FsClient a, r, app;
+    EXPECT_EQ(dir.open(sys, "a", fs_mode::read | fs_mode::write, &a).service, ServiceError::not_found);
+    ASSERT_TRUE(dir.open(sys, "a", fs_mode::read | fs_mode::write | fs_mode::create, &a).ok());
+    std::uint64_t at = 0;
+    ASSERT_TRUE(a.write(sys, "hello world", &at).ok());
+    EXPECT_EQ(at, 11u);
+    ASSERT_TRUE(a.seek(sys, 6).ok());
+    std::string got;
+    ASSERT_TRUE(a.read(sys, 100, &got).ok());
+    EXPECT_EQ(got, "world");
+    ASSERT_TRUE(dir.open(sys, "a", fs_mode::append, &app).ok());
+    ASSERT_TRUE(app.write(sys, "!", &at).ok());
+    EXPECT_EQ(at, 12u) << "append writes at the end";
+    EXPECT_EQ(app.read(sys, 1, &got).service, ServiceError::permission_denied);
+    ASSERT_TRUE(readonly.open(sys, "a", fs_mode::read, &r).ok());
+    EXPECT_EQ(r.write(sys, "x").service, ServiceError::permission_denied);
+    EXPECT_EQ(readonly.open(sys, "a", fs_mode::write, &r).service, ServiceError::permission_denied)
+        << "no more rights than the directory";
+    EXPECT_EQ(readonly.remove(sys, "a").service, ServiceError::permission_denied);
+    EXPECT_EQ(dir.open(sys, "../etc/passwd", fs_mode::read, &r).service, ServiceError::malformed);
+    EXPECT_EQ(dir.open(sys, "x//y", fs_mode::read | fs_mode::create, &r).service, ServiceError::malformed);
+    ASSERT_TRUE(a.truncate(sys, 5).ok());
+    std::uint64_t offset = 0, size = 0;
+    ASSERT_TRUE(a.stat(sys, &offset, &size).ok());
+    EXPECT_EQ(size, 5u);
+    ASSERT_TRUE(dir.remove(sys, "a").ok());
+    EXPECT_EQ(a.read(sys, 1, &got).service, ServiceError::not_found) << "removed under the session";
+  });
+  EXPECT_EQ(f.system.fs().store.get("file:/data/a"), nullptr) << "removed from its storage too";
+}
+
+// Property: compare-and-set and transactions are all or nothing.
+TEST(KvStore, CasAndTransactionsAreAtomic) {
+  Fixture f;
+  f.run([](Sys& sys) {
+    const KvClient kv(grant(sys, "kv"));
+    ASSERT_TRUE(kv.put(sys, "alice", "100").ok());
+    ASSERT_TRUE(kv.put(sys, "bob", "50").ok());
+    EXPECT_EQ(kv.cas(sys, "alice", "99", "0").service, ServiceError::conflict);
+    EXPECT_TRUE(kv.cas(sys, "carol", std::nullopt, "1").ok()) << "absent as expected: created";
+    using K = KvTxnOp::Kind;
+    std::uint8_t failed = 0xff;
+    const Outcome refused = kv.txn(sys,
+                                   {{K::check_equal, "alice", "100"},
+                                    {K::check_equal, "bob", "49"},
+                                    {K::put, "alice", "70"},
+                                    {K::put, "bob", "80"}},
+                                   &failed);
+    EXPECT_EQ(refused.service, ServiceError::conflict);
+    EXPECT_EQ(failed, 1u);
+    std::string v;
+    ASSERT_TRUE(kv.get(sys, "alice", &v).ok());
+    EXPECT_EQ(v, "100") << "nothing applied";
+    EXPECT_TRUE(kv.txn(sys, {{K::check_equal, "alice", "100"},
+                             {K::check_equal, "bob", "50"},
+                             {K::put, "alice", "70"},
+                             {K::put, "bob", "80"},
+                             {K::del, "carol", ""}})
+                    .ok());
+    ASSERT_TRUE(kv.get(sys, "bob", &v).ok());
+    EXPECT_EQ(v, "80");
+    EXPECT_EQ(kv.get(sys, "carol", &v).service, ServiceError::not_found);
+    EXPECT_EQ(kv.del(sys, "carol").service, ServiceError::not_found);
+  });
+}
+
+// Property: an image is visible whole at commit with the next version, the
+// newest is what is read back, and the quota holds.
+TEST(CheckpointStore, ImagesCommitWholeAndQuotaHolds) {
+  Fixture f;
+  f.run([](Sys& sys) {
+    const CkptClient ckpt(grant(sys, "ckpt"));
+    std::vector<std::byte> image;
+    std::uint64_t version = 0;
+    EXPECT_EQ(ckpt.read_newest(sys, &image, &version).service, ServiceError::not_found);
+    std::vector<std::byte> one(1000, std::byte{1}), two(700, std::byte{2});
+    ASSERT_TRUE(ckpt.write(sys, one, &version).ok());
+    EXPECT_EQ(version, 1u);
+    ASSERT_TRUE(ckpt.write(sys, two, &version).ok());
+    EXPECT_EQ(version, 2u);
+    ASSERT_TRUE(ckpt.read_newest(sys, &image, &version).ok());
+    EXPECT_EQ(version, 2u);
+    EXPECT_EQ(image, two);
+    const std::vector<std::byte> huge(5u << 20, std::byte{3});
+    EXPECT_EQ(ckpt.write(sys, huge, &version).service, ServiceError::quota_exceeded);
+  });
+}
+
+// What a bad request gets, through each kind of session.
+struct BadInput {
+  const char* grant;
+  std::uint64_t known_op;  // an operation of this session kind, sent with bad arguments
+};
+
+// Property: every server answers an unknown operation, malformed arguments and
+// an operation of another session kind with its precise error, audited; the
+// kernel refuses an oversized message and a capability of the wrong type
+// before any server sees them.
+TEST(BadInput, EveryServerAnswersPrecisely) {
+  Fixture f;
+  const BadInput cases[] = {{"console", static_cast<std::uint64_t>(ConsoleOp::write)},
+                            {"data", static_cast<std::uint64_t>(FsOp::open)},
+                            {"kv", static_cast<std::uint64_t>(KvOp::put)},
+                            {"ckpt", static_cast<std::uint64_t>(CkptOp::chunk)}};
+  for (const BadInput& c : cases) {
+    SCOPED_TRACE(c.grant);
+    std::vector<std::string> seen;
+    f.run([&](Sys& sys) {
+      const Cap<Endpoint> session = grant(sys, c.grant);
+      Message request{}, reply{};
+      request.label = 0x77;  // unknown
+      seen.push_back(call(sys, session, request, reply).describe());
+      request = {};
+      request.label = c.known_op;
+      wire::Writer(request).u32(1000);  // a length prefix with nothing after it
+      seen.push_back(call(sys, session, request, reply).describe());
+      request = {};
+      request.label = static_cast<std::uint64_t>(RootOp::client_gone);  // a root operation
+      wire::Writer(request).u64(1);
+      seen.push_back(call(sys, session, request, reply).describe());
+      request = {};
+      request.label = c.known_op;
+      request.length = kernel::msg_bytes_max + 1;
+      seen.push_back(call(sys, session, request, reply).describe());
+      const Cap<kernel::Notification> note = sys.notification_create().value();
+      seen.push_back(call(sys, Cap<Endpoint>(note.handle()), Message{}, reply).describe());
+    });
+    EXPECT_EQ(seen, (std::vector<std::string>{"unknown_operation", "malformed", "unknown_operation",
+                                              "kernel: message_too_large", "kernel: wrong_type"}));
+  }
+  for (const ServerAudit* a : {&f.system.console().audit, &f.system.fs().audit, &f.system.kv().audit,
+                               &f.system.ckpt().audit}) {
+    EXPECT_EQ(a->unknown_operations, 2u);
+    EXPECT_EQ(a->malformed, 1u);
+  }
+}
+
+// Property: an operation meant for another kind of session is refused as such:
+// a file operation on a directory session, a directory operation on a file
+// session, an open on a session of a server that opens only through its root.
+TEST(BadInput, WrongSessionKind) {
+  Fixture f;
+  std::vector<std::string> seen;
+  f.run([&](Sys& sys) {
+    const FsClient dir(grant(sys, "data"));
+    FsClient file;
+    ASSERT_TRUE(dir.open(sys, "w", fs_mode::write | fs_mode::create, &file).ok());
+    std::string out;
+    seen.push_back(FsClient(dir.cap()).read(sys, 1, &out).describe());
+    FsClient nested;
+    seen.push_back(file.open(sys, "x", fs_mode::read, &nested).describe());
+    Message request{}, reply{};
+    request.label = static_cast<std::uint64_t>(KvOp::open);
+    wire::Writer(request).str("other").u64(1);
+    seen.push_back(call(sys, grant(sys, "kv"), request, reply).describe());
+  });
+  EXPECT_EQ(seen, (std::vector<std::string>{"wrong_session", "wrong_session", "wrong_session"}));
+}
+
+}  // namespace
+}  // namespace persim::servers

@@ -1,0 +1,153 @@
+// A server's sessions and its request loop: the shape every server shares.
+//
+// A session is a badged capability the server mints from its own endpoint
+// (badge = session id) and sends to the client, send-only. The server keeps
+// the minted capability, so closing a session revokes every copy of it: when a
+// client dies, the supervisor tells each server (RootOp::client_gone) and the
+// sessions opened for that client are gone, wherever their copies went.
+// Requests arriving with badge 0 come through the root capability, which only
+// the supervisor holds.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <utility>
+#include <vector>
+
+#include "kernel/sys.hpp"
+#include "servers/protocol.hpp"
+#include "servers/wire.hpp"
+
+namespace persim::servers {
+
+using kernel::Cap;
+using kernel::Endpoint;
+using kernel::Handle;
+using kernel::Message;
+using kernel::Rights;
+using kernel::Sys;
+
+// Counts of what a server refused, kept where the host can read them.
+struct ServerAudit {
+  std::uint64_t requests = 0;
+  std::uint64_t refused_restores = 0;  // op_restore_state: always refused
+  std::uint64_t malformed = 0;
+  std::uint64_t unknown_operations = 0;
+  std::uint64_t wrong_sessions = 0;
+  void count(ServiceError e) {
+    if (e == ServiceError::untrusted_state) ++refused_restores;
+    if (e == ServiceError::malformed) ++malformed;
+    if (e == ServiceError::unknown_operation) ++unknown_operations;
+    if (e == ServiceError::wrong_session) ++wrong_sessions;
+  }
+};
+
+// Sessions of type S (S must have `std::uint64_t client`), by badge. Badges are
+// never reused within one server incarnation.
+template <class S>
+class Sessions {
+ public:
+  // Mints a session capability for `session` into `reply` (send-only for the
+  // receiver). Errors: quota_exceeded (sessions_max), failed (the kernel
+  // refused the mint: the server's own space is full).
+  ServiceError open(Sys& sys, Cap<Endpoint> ep, S session, Message& reply) {
+    if (sessions_.size() >= sessions_max) return ServiceError::quota_exceeded;
+    const std::uint64_t badge = next_badge_++;
+    const kernel::Result<Cap<Endpoint>> minted =
+        sys.derive(ep, Rights::send() | Rights::grant() | Rights::revoke(), badge);
+    if (!minted) return ServiceError::failed;
+    sessions_.emplace(badge, Entry{std::move(session), *minted});
+    // send and grant: the supervisor passes it on to the client, send-only.
+    reply.attach(*minted, Rights::send() | Rights::grant());
+    return ServiceError::ok;
+  }
+
+  S* find(std::uint64_t badge) {
+    const auto it = sessions_.find(badge);
+    return it != sessions_.end() ? &it->second.session : nullptr;
+  }
+
+  // Revokes every copy of the session's capability and forgets it.
+  void close(Sys& sys, std::uint64_t badge) {
+    const auto it = sessions_.find(badge);
+    if (it == sessions_.end()) return;
+    (void)sys.revoke(it->second.minted);
+    (void)sys.delete_cap(it->second.minted);
+    sessions_.erase(it);
+  }
+
+  // Closes every session opened for `client`; returns how many.
+  std::size_t close_client(Sys& sys, std::uint64_t client) {
+    std::vector<std::uint64_t> badges;
+    for (const auto& [badge, entry] : sessions_)
+      if (entry.session.client == client) badges.push_back(badge);
+    for (const std::uint64_t badge : badges) close(sys, badge);
+    return badges.size();
+  }
+
+  std::size_t size() const { return sessions_.size(); }
+  // In badge order (deterministic).
+  template <class F>
+  void for_each(F&& f) const {
+    for (const auto& [badge, entry] : sessions_) f(badge, entry.session);
+  }
+
+ private:
+  struct Entry {
+    S session;
+    Cap<Endpoint> minted;
+  };
+  std::map<std::uint64_t, Entry> sessions_;
+  std::uint64_t next_badge_ = 1;
+};
+
+// Capabilities a request carried that the handler did not take (it takes one by
+// clearing its handle) are deleted after the request.
+inline void drop_received(Sys& sys, Message& request) {
+  for (std::uint32_t i = 0; i < request.cap_count; ++i)
+    if (!request.caps[i].handle.is_null()) (void)sys.delete_cap(kernel::AnyCap(request.caps[i].handle));
+  request.cap_count = 0;
+}
+
+// The request loop every server runs: receive, refuse restores, hand the rest
+// to `handler(badge, request, reply) -> ServiceError`, reply with that status,
+// until the endpoint goes. A reply the caller cannot take (its space is full)
+// is dropped; the loop goes on. Received::notified wakeups go to
+// `handler.notified(word)` if the handler binds a notification. A handler with
+// `bool defer(badge, request, reply_cap)` may keep a request to answer later
+// (a read that waits for input): it then owns the reply capability.
+template <class Handler>
+void serve(Sys& sys, Cap<Endpoint> ep, Handler& handler, ServerAudit& audit) {
+  Message request{}, reply{};
+  kernel::Result<kernel::Received> r = sys.receive(ep, request);
+  while (r) {
+    if (r->notified) {
+      if constexpr (requires { handler.notified(std::uint64_t{}); }) handler.notified(r->badge);
+      r = sys.receive(ep, request);
+      continue;
+    }
+    ++audit.requests;
+    if constexpr (requires { handler.defer(std::uint64_t{}, request, r->reply); }) {
+      if (request.label != op_restore_state && handler.defer(r->badge, request, r->reply)) {
+        drop_received(sys, request);
+        r = sys.receive(ep, request);
+        continue;
+      }
+    }
+    reply = {};
+    ServiceError e = request.label == op_restore_state ? ServiceError::untrusted_state
+                                                       : handler(r->badge, request, reply);
+    drop_received(sys, request);
+    audit.count(e);
+    if (e != ServiceError::ok) reply.cap_count = 0;  // a refusal carries no capability (a detail at most)
+    reply.label = static_cast<std::uint64_t>(e);
+    const Cap<kernel::Reply> answer = r->reply;
+    r = sys.reply_receive(answer, reply, ep, request);
+    if (!r && r.error() == kernel::Error::cspace_full) {
+      (void)sys.delete_cap(answer);
+      r = sys.receive(ep, request);
+    }
+  }
+}
+
+}  // namespace persim::servers

@@ -1,0 +1,192 @@
+#include "servers/supervisor/manifest.hpp"
+
+#include <optional>
+#include <set>
+#include <toml++/toml.h>
+
+#include "servers/fs/fs.hpp"
+
+namespace persim::servers {
+
+std::string ConfigError::describe() const {
+  std::string out = source;
+  if (line != 0) out += ":" + std::to_string(line) + ":" + std::to_string(column);
+  out += ": ";
+  if (!key.empty()) out += key + ": ";
+  return out + message;
+}
+
+namespace {
+
+// Thrown inside this file only, to leave a nested walk at the first error;
+// caught at the entry points and returned as a value.
+struct Failure {
+  ConfigError error;
+};
+
+class Walker {
+ public:
+  explicit Walker(std::string_view source) : source_(source) {}
+
+  [[noreturn]] void fail(const toml::source_region& where, std::string key, std::string message) const {
+    throw Failure{{std::string(source_), where.begin.line, where.begin.column, std::move(key), std::move(message)}};
+  }
+
+  // Refuses any key of `t` not in `known`.
+  void only(const toml::table& t, const std::string& path, std::initializer_list<std::string_view> known) const {
+    for (auto&& [k, v] : t) {
+      bool ok = false;
+      for (const std::string_view name : known) ok = ok || k.str() == name;
+      if (!ok) {
+        std::string expected;
+        for (const std::string_view name : known) expected += (expected.empty() ? "" : ", ") + std::string(name);
+        fail(v.source(), path + "." + std::string(k.str()), "unknown key (expected one of: " + expected + ")");
+      }
+    }
+  }
+
+  std::optional<std::string> string(const toml::table& t, const std::string& path, std::string_view key,
+                                    bool required) const {
+    const toml::node* n = t.get(key);
+    const std::string where = path + "." + std::string(key);
+    if (n == nullptr) {
+      if (required) fail(t.source(), where, "missing (expected a string)");
+      return std::nullopt;
+    }
+    if (!n->is_string()) fail(n->source(), where, std::string("expected a string, got ") + type_name(*n));
+    return n->as_string()->get();
+  }
+
+  std::optional<std::int64_t> integer(const toml::table& t, const std::string& path, std::string_view key,
+                                      std::int64_t min, std::int64_t max) const {
+    const toml::node* n = t.get(key);
+    if (n == nullptr) return std::nullopt;
+    const std::string where = path + "." + std::string(key);
+    if (!n->is_integer()) fail(n->source(), where, std::string("expected an integer, got ") + type_name(*n));
+    const std::int64_t v = n->as_integer()->get();
+    if (v < min || v > max)
+      fail(n->source(), where,
+           "expected an integer in [" + std::to_string(min) + ", " + std::to_string(max) + "], got " + std::to_string(v));
+    return v;
+  }
+
+  static const char* type_name(const toml::node& n) {
+    switch (n.type()) {
+      case toml::node_type::table: return "a table";
+      case toml::node_type::array: return "an array";
+      case toml::node_type::string: return "a string";
+      case toml::node_type::integer: return "an integer";
+      case toml::node_type::floating_point: return "a float";
+      case toml::node_type::boolean: return "a boolean";
+      case toml::node_type::date: return "a date";
+      case toml::node_type::time: return "a time";
+      case toml::node_type::date_time: return "a date-time";
+      case toml::node_type::none: break;
+    }
+    return "nothing";
+  }
+
+  std::string_view source() const { return source_; }
+
+ private:
+  std::string_view source_;
+};
+
+constexpr std::int64_t ns_max = std::int64_t{1} << 62;
+
+RestartPolicy policy(const Walker& w, const toml::table& t, const std::string& path) {
+  const std::optional<std::string> s = w.string(t, path, "restart", false);
+  if (!s || *s == "never") return RestartPolicy::never;
+  if (*s == "always") return RestartPolicy::always;
+  if (*s == "on_failure") return RestartPolicy::on_failure;
+  w.fail(t.get("restart")->source(), path + ".restart",
+         "expected one of never, always, on_failure, got \"" + *s + "\"");
+}
+
+GrantSpec grant(const Walker& w, std::string_view name, const toml::node& value, const std::string& path) {
+  std::string source, mode;
+  const toml::source_region* mode_at = &value.source();
+  if (value.is_string()) {
+    source = value.as_string()->get();
+  } else if (const toml::table* t = value.as_table()) {
+    w.only(*t, path, {"source", "mode"});
+    source = *w.string(*t, path, "source", true);
+    mode = w.string(*t, path, "mode", false).value_or("");
+    if (const toml::node* m = t->get("mode")) mode_at = &m->source();
+  } else {
+    w.fail(value.source(), path,
+           std::string("expected \"service:argument\" or { source = ..., mode = ... }, got ") + Walker::type_name(value));
+  }
+  const kernel::Result<GrantSpec> g = parse_grant(name, source, mode);
+  if (!g)
+    w.fail(value.source(), path,
+           name == "supervisor" ? "the name 'supervisor' is reserved (every program is granted it)"
+                                : "expected \"service:argument\" with a service name, got \"" + source + "\"");
+  if (g->service == "fs") {
+    std::uint8_t bits = 0;
+    if (!fs_mode::parse(mode.empty() ? "r" : mode, &bits))
+      w.fail(*mode_at, path + ".mode", "expected letters of r w a c t d, got \"" + mode + "\"");
+  }
+  return *g;
+}
+
+Manifest manifest(const Walker& w, const toml::table& t, const std::string& path) {
+  w.only(t, path,
+         {"instance", "program", "restart", "backoff_ns", "backoff_max_ns", "restarts_max", "provides", "grants"});
+  Manifest m;
+  m.program = *w.string(t, path, "program", true);
+  m.instance = w.string(t, path, "instance", false).value_or(m.program);
+  m.provides = w.string(t, path, "provides", false).value_or("");
+  m.restart = policy(w, t, path);
+  m.backoff_ns_initial = static_cast<std::uint64_t>(w.integer(t, path, "backoff_ns", 0, ns_max).value_or(1'000'000));
+  m.backoff_ns_max =
+      static_cast<std::uint64_t>(w.integer(t, path, "backoff_max_ns", 0, ns_max).value_or(1'000'000'000));
+  m.restarts_max = static_cast<std::uint32_t>(w.integer(t, path, "restarts_max", 0, 1'000'000).value_or(1000));
+  if (m.instance.empty() || m.program.empty()) w.fail(t.source(), path, "instance and program must not be empty");
+  if (const toml::node* g = t.get("grants")) {
+    const toml::table* grants = g->as_table();
+    if (grants == nullptr)
+      w.fail(g->source(), path + ".grants", std::string("expected a table, got ") + Walker::type_name(*g));
+    for (auto&& [k, v] : *grants)
+      m.grants.push_back(grant(w, k.str(), v, path + ".grants." + std::string(k.str())));
+  }
+  return m;
+}
+
+}  // namespace
+
+Parsed<std::vector<Manifest>> manifests_from(const toml::table& root, std::string_view source) {
+  const Walker w(source);
+  try {
+    std::vector<Manifest> out;
+    const toml::node* programs = root.get("program");
+    if (programs == nullptr) return out;
+    const toml::array* list = programs->as_array();
+    if (list == nullptr || !list->is_array_of_tables())
+      w.fail(programs->source(), "program", "expected [[program]] tables");
+    std::set<std::string> instances;
+    for (std::size_t i = 0; i < list->size(); ++i) {
+      const std::string path = "program[" + std::to_string(i) + "]";
+      const toml::table& t = *list->get(i)->as_table();
+      Manifest m = manifest(w, t, path);
+      if (!instances.insert(m.instance).second)
+        w.fail(t.source(), path + ".instance", "duplicate instance \"" + m.instance + "\"");
+      out.push_back(std::move(m));
+    }
+    return out;
+  } catch (const Failure& f) {
+    return f.error;
+  }
+}
+
+Parsed<std::vector<Manifest>> parse_manifests(std::string_view toml_text, std::string_view source) {
+  try {
+    const toml::table root = toml::parse(toml_text, source);
+    return manifests_from(root, source);
+  } catch (const toml::parse_error& e) {
+    return ConfigError{std::string(source), e.source().begin.line, e.source().begin.column, "",
+                       std::string(e.description())};
+  }
+}
+
+}  // namespace persim::servers

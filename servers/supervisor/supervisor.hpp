@@ -1,0 +1,113 @@
+// The supervisor: starts programs from manifests, grants each exactly what its
+// manifest names (resolved afresh at every start), watches them, restarts them
+// by policy with backoff, and keeps a restart log of what each death severed
+// and each start re-granted or refused. Servers are programs too: a server
+// announces its service to the supervisor, which alone holds its root.
+//
+// Every program is also granted "supervisor": a send-only capability badged
+// with its client id, through which it can announce (servers) or ask for one of
+// its manifest grants again (after a server it used has crashed).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "kernel/handle.hpp"
+#include "kernel/sys.hpp"
+#include "servers/client.hpp"
+
+namespace persim::servers {
+
+enum class RestartPolicy : std::uint8_t { never, always, on_failure };
+std::string_view to_string(RestartPolicy p) noexcept;
+
+// One named grant of a manifest: `name = "service:argument"` with a mode.
+//   console            a console session; argument: stream name (default: the instance)
+//   fs:/path           a file session on /path; mode letters r w a c t (read,
+//                      write, append, create, truncate); fs:/dir/ with d opens a directory
+//   kv:table           a key-value session on `table`
+//   ckpt               the instance's checkpoint slot; argument: slot (default: the instance)
+struct GrantSpec {
+  std::string name;
+  std::string service;
+  std::string argument;
+  std::string mode;
+  // "fs:/var/log/app (a)"
+  std::string describe() const;
+};
+// Splits "service:argument". Errors: an empty name or service.
+kernel::Result<GrantSpec> parse_grant(std::string_view name, std::string_view source, std::string_view mode);
+
+struct Manifest {
+  std::string instance;  // unique; names its processes "instance#incarnation"
+  std::string program;   // a program registered on the node
+  std::vector<GrantSpec> grants;
+  std::string provides;  // the service this instance announces, if it is a server
+  RestartPolicy restart = RestartPolicy::never;
+  std::uint64_t backoff_ns_initial = 1'000'000;  // before the first restart; doubles each time
+  std::uint64_t backoff_ns_max = 1'000'000'000;
+  std::uint32_t restarts_max = 1000;  // then the supervisor gives up on it
+};
+
+// Supervisor protocol (requests through the "supervisor" grant).
+enum class SupervisorOp : std::uint64_t {
+  announce = 1,  // args: str service; caps: the service's endpoint (send)
+  regrant = 2,   // args: str grant name -> caps: the grant, resolved afresh
+};
+
+// What the supervisor reports to the host: a timeline and the restart log.
+enum class SupervisorEventKind : std::uint8_t {
+  started,        // a process of the instance started
+  exited,         // it died (detail: how)
+  announced,      // it announced its service
+  start_refused,  // a grant could not be provided (detail names it and why)
+  waiting,        // a grant's service is not up yet (detail names it)
+  restart_scheduled,
+  gave_up,        // never restarted again (policy, or restarts_max)
+};
+std::string_view to_string(SupervisorEventKind k) noexcept;
+
+struct SupervisorEvent {
+  std::uint64_t time_ns;
+  std::string instance;
+  std::uint32_t incarnation;
+  SupervisorEventKind kind;
+  std::string detail;
+};
+
+// One restart: what the dead incarnation lost and what the new one was given.
+struct RestartRecord {
+  std::uint64_t time_ns;
+  std::string instance;
+  std::uint32_t incarnation;  // the new one
+  kernel::ExitReason cause;
+  std::vector<std::string> severed;    // the dead incarnation's manifest grants
+  std::uint32_t severed_by_request;    // other capabilities it held: obtained by requests
+  std::vector<std::string> regranted;  // manifest grants given to the new incarnation
+  std::vector<std::pair<std::string, std::string>> refused;  // grant, why
+};
+
+// The supervisor's state the host may read (it is the host's trusted agent).
+struct SupervisorHost {
+  std::vector<Manifest> manifests;
+  std::vector<SupervisorEvent> events;
+  std::vector<RestartRecord> restarts;
+  // The supervisor has started every instance it could, at least once.
+  bool booted = false;
+};
+
+// The supervisor's entry: its grants are "factory" (to create processes).
+void supervisor_main(kernel::Sys& sys, SupervisorHost& host);
+
+// ---- Client side.
+
+// A server announces `service`, handing the supervisor its endpoint.
+Outcome announce(kernel::Sys& sys, std::string_view service, kernel::Cap<kernel::Endpoint> endpoint);
+// Asks the supervisor for manifest grant `name` again; waits while its service
+// restarts. On success `*granted` is the new capability.
+Outcome regrant(kernel::Sys& sys, std::string_view name, kernel::Cap<kernel::Endpoint>* granted);
+
+}  // namespace persim::servers

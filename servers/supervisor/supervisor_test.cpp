@@ -1,0 +1,233 @@
+// The supervisor: starts from manifests, refuses clearly, restarts by policy,
+// re-grants exactly the manifest, logs what deaths severed, re-binds clients of
+// a crashed server.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <set>
+#include <stdexcept>
+
+#include "support/system_harness.hpp"
+
+namespace persim::servers {
+namespace {
+
+using namespace persim::testing;
+
+std::set<std::uint32_t> raw(const std::vector<kernel::Handle>& hs) {
+  std::set<std::uint32_t> out;
+  for (const kernel::Handle h : hs) out.insert(h.raw());
+  return out;
+}
+
+std::set<std::uint32_t> granted_handles(const kernel::Node& node, ProcessId p) {
+  std::set<std::uint32_t> out;
+  for (const kernel::NamedGrant& g : node.grants(p)) out.insert(g.handle.raw());
+  return out;
+}
+
+const SupervisorEvent* find_event(const System& s, std::string_view instance, SupervisorEventKind kind) {
+  for (const SupervisorEvent& e : s.supervisor().events)
+    if (e.instance == instance && e.kind == kind) return &e;
+  return nullptr;
+}
+
+// Property: a program whose manifest grant cannot be provided does not start:
+// the refusal names the grant and why, the program never runs, and nothing it
+// would have held survives (no process, no session at any server).
+TEST(Supervisor, MissingGrantFailsTheStartNamingIt) {
+  System system(system_config());
+  system.add_standard_servers();
+  bool ran = false;
+  ASSERT_TRUE(system.add_program("logger", [&](Sys&) { ran = true; }).ok());
+  system.add(manifest("logger", "logger", {{"console", "console", ""}, {"log", "fs:/var/log/missing", "a"}}));
+  ASSERT_TRUE(system.boot().ok());
+  ASSERT_TRUE(run_until(system, [&] { return find_event(system, "logger", SupervisorEventKind::start_refused); }));
+  const SupervisorEvent& refused = *find_event(system, "logger", SupervisorEventKind::start_refused);
+  EXPECT_NE(refused.detail.find("grant 'log'"), std::string::npos) << refused.detail;
+  EXPECT_NE(refused.detail.find("not_found"), std::string::npos) << refused.detail;
+  (void)system.node().run({.until_ns = system.node().now_ns() + 1'000'000});
+  EXPECT_FALSE(ran);
+  EXPECT_FALSE(system.process_of("logger"));
+  EXPECT_FALSE(find_event(system, "logger", SupervisorEventKind::started));
+  ASSERT_NE(system.console().live, nullptr);
+  EXPECT_EQ(system.console().live->sessions.size(), 0u) << "the console session opened for it was closed";
+  EXPECT_EQ(system.fs().live->sessions.size(), 0u);
+  EXPECT_TRUE(system.node().check_invariants().empty());
+}
+
+// Property: a grant naming a service no manifest provides is refused by name.
+TEST(Supervisor, GrantOfUnknownServiceIsRefused) {
+  System system(system_config());
+  system.add_standard_servers();
+  ASSERT_TRUE(system.add_program("p", [](Sys&) {}).ok());
+  system.add(manifest("p", "p", {{"x", "nosuch:thing", ""}}));
+  ASSERT_TRUE(system.boot().ok());
+  ASSERT_TRUE(run_until(system, [&] { return find_event(system, "p", SupervisorEventKind::start_refused); }));
+  const std::string& detail = find_event(system, "p", SupervisorEventKind::start_refused)->detail;
+  EXPECT_NE(detail.find("grant 'x'"), std::string::npos) << detail;
+  EXPECT_NE(detail.find("no instance provides service 'nosuch'"), std::string::npos) << detail;
+}
+
+// Property: an unknown program is refused by name, and the policy still applies.
+TEST(Supervisor, UnknownProgramIsRefused) {
+  System system(system_config());
+  system.add_standard_servers();
+  Manifest m = manifest("ghost", "not-registered", {}, RestartPolicy::always);
+  m.restarts_max = 2;
+  system.add(m);
+  ASSERT_TRUE(system.boot().ok());
+  ASSERT_TRUE(run_until(system, [&] { return find_event(system, "ghost", SupervisorEventKind::gave_up); }));
+  std::size_t refusals = 0;
+  for (const SupervisorEvent& e : system.supervisor().events)
+    if (e.instance == "ghost" && e.kind == SupervisorEventKind::start_refused) {
+      ++refusals;
+      EXPECT_NE(e.detail.find("'not-registered': not_found"), std::string::npos) << e.detail;
+    }
+  EXPECT_EQ(refusals, 3u) << "the first start and two restarts";
+}
+
+// Property: after any restart the program holds exactly its manifest grants
+// (plus the supervisor's); what it obtains by requests comes on top; the
+// restart log lists what the death severed and what was re-granted.
+TEST(Supervisor, RestartRegrantsExactlyTheManifestAndLogsTheSevered) {
+  System system(system_config());
+  system.add_standard_servers();
+  DrivenProgram worker;
+  ASSERT_TRUE(system.add_program("worker", worker.entry()).ok());
+  system.add(manifest("worker", "worker", {{"console", "console", ""}, {"data", "fs:/data/", "rwcd"}},
+                      RestartPolicy::on_failure));
+  ASSERT_TRUE(system.boot().ok());
+  kernel::Node& node = system.node();
+  ASSERT_TRUE(run_until(system, [&] { return worker.incarnations() == 1; }));
+  const ProcessId first = system.process_of("worker").value();
+  EXPECT_EQ(raw(node.handles(first)), granted_handles(node, first));
+  EXPECT_EQ(node.grants(first).size(), 3u) << "supervisor, console, data";
+
+  // A request adds a capability: a file session opened through the directory.
+  ASSERT_TRUE(worker.run(system, [](Sys& sys) {
+    const FsClient dir(sys.granted<Endpoint>("data").value());
+    FsClient file;
+    ASSERT_TRUE(dir.open(sys, "x", fs_mode::write | fs_mode::create, &file).ok());
+    ASSERT_TRUE(file.write(sys, "one").ok());
+  }));
+  EXPECT_EQ(node.handles(first).size(), granted_handles(node, first).size() + 1);
+
+  // It crashes; the supervisor restarts it.
+  EXPECT_FALSE(worker.run(system, [](Sys&) { throw std::runtime_error("crash"); }, 100'000));
+  ASSERT_TRUE(run_until(system, [&] { return worker.incarnations() == 2; }));
+  const ProcessId second = system.process_of("worker").value();
+  EXPECT_NE(second, first);
+  EXPECT_EQ(raw(node.handles(second)), granted_handles(node, second)) << "exactly the manifest again";
+  EXPECT_EQ(system.fs().live->sessions.size(), 1u) << "the old incarnation's sessions are gone; the new one's dir";
+
+  ASSERT_EQ(system.supervisor().restarts.size(), 1u);
+  const RestartRecord& r = system.supervisor().restarts[0];
+  EXPECT_EQ(r.instance, "worker");
+  EXPECT_EQ(r.incarnation, 2u);
+  EXPECT_EQ(r.cause, kernel::ExitReason::crashed);
+  EXPECT_EQ(r.severed, (std::vector<std::string>{"console", "data"}));
+  EXPECT_EQ(r.severed_by_request, 1u) << "the file session";
+  EXPECT_EQ(r.regranted, (std::vector<std::string>{"console", "data"}));
+  EXPECT_TRUE(r.refused.empty());
+
+  // The data written and acknowledged before the crash is there.
+  ASSERT_TRUE(worker.run(system, [](Sys& sys) {
+    const FsClient dir(sys.granted<Endpoint>("data").value());
+    FsClient file;
+    ASSERT_TRUE(dir.open(sys, "x", fs_mode::read, &file).ok());
+    std::string got;
+    ASSERT_TRUE(file.read(sys, 100, &got).ok());
+    EXPECT_EQ(got, "one");
+  }));
+  EXPECT_TRUE(node.check_invariants().empty());
+}
+
+// Property: restart policies: never leaves a dead program dead; on_failure
+// restarts a crash but not a clean exit; always restarts both, with backoff
+// doubling up to its maximum, and gives up after restarts_max.
+TEST(Supervisor, RestartPoliciesAndBackoff) {
+  System system(system_config());
+  system.add_standard_servers();
+  int runs_never = 0, runs_failure = 0, runs_always = 0;
+  ASSERT_TRUE(system.add_program("never", [&](Sys&) { ++runs_never; throw std::runtime_error("x"); }).ok());
+  ASSERT_TRUE(system.add_program("clean", [&](Sys&) { ++runs_failure; }).ok());
+  ASSERT_TRUE(system.add_program("always", [&](Sys&) { ++runs_always; }).ok());
+  system.add(manifest("never", "never", {}, RestartPolicy::never));
+  system.add(manifest("clean", "clean", {}, RestartPolicy::on_failure));
+  Manifest always = manifest("always", "always", {}, RestartPolicy::always);
+  always.backoff_ns_initial = 1'000;
+  always.backoff_ns_max = 4'000;
+  always.restarts_max = 4;
+  system.add(always);
+  ASSERT_TRUE(system.boot().ok());
+  ASSERT_TRUE(run_until(system, [&] { return find_event(system, "always", SupervisorEventKind::gave_up); }));
+  (void)system.node().run({.until_ns = system.node().now_ns() + 1'000'000});
+  EXPECT_EQ(runs_never, 1);
+  EXPECT_EQ(runs_failure, 1);
+  EXPECT_EQ(runs_always, 5);
+  std::vector<std::string> delays;
+  for (const SupervisorEvent& e : system.supervisor().events)
+    if (e.instance == "always" && e.kind == SupervisorEventKind::restart_scheduled) delays.push_back(e.detail);
+  EXPECT_EQ(delays, (std::vector<std::string>{"in 1000 ns", "in 2000 ns", "in 4000 ns", "in 4000 ns"}));
+}
+
+// Property: a server crash loses no acknowledged write; the server recovers its
+// state from its own storage, and a client re-binds through the supervisor
+// (its old session is severed, never silently carried over).
+TEST(Supervisor, ServerCrashClientsRebindNoAcknowledgedWriteLost) {
+  System system(system_config());
+  system.add_standard_servers();
+  DrivenProgram app;
+  ASSERT_TRUE(system.add_program("app", app.entry()).ok());
+  system.add(manifest("app", "app", {{"log", "fs:/log", "wca"}}));
+  ASSERT_TRUE(system.boot().ok());
+  ASSERT_TRUE(run_until(system, [&] { return app.incarnations() == 1; }));
+  FsClient log;
+  ASSERT_TRUE(app.run(system, [&](Sys& sys) {
+    log = FsClient(sys.granted<Endpoint>("log").value());
+    ASSERT_TRUE(log.write(sys, "before;").ok());
+  }));
+  const ProcessId fs_before = system.process_of("fs").value();
+  ASSERT_TRUE(system.node().kill(fs_before).ok());
+  std::vector<std::string> seen;
+  ASSERT_TRUE(app.run(system, [&](Sys& sys) {
+    EXPECT_EQ(sys.granted<Endpoint>("log").error(), kernel::Error::severed) << "its grant died with the server";
+    Outcome o = log.write(sys, "after;");
+    seen.push_back(o.describe());
+    ASSERT_TRUE(o.server_gone());
+    Cap<Endpoint> fresh;
+    o = regrant(sys, "log", &fresh);  // waits for the file server to come back
+    seen.push_back(o.describe());
+    ASSERT_TRUE(o.ok());
+    EXPECT_TRUE(FsClient(fresh).write(sys, "after;").ok());
+  }));
+  EXPECT_EQ(seen, (std::vector<std::string>{"kernel: severed", "ok"}));
+  EXPECT_NE(system.process_of("fs"), fs_before);
+  const TrustedStore::Bytes* data = system.fs().store.get("file:/log");
+  ASSERT_NE(data, nullptr);
+  EXPECT_EQ(std::string(reinterpret_cast<const char*>(data->data()), data->size()), "before;after;");
+  EXPECT_TRUE(system.node().check_invariants().empty());
+}
+
+// Property: a program can regrant only its own manifest grants.
+TEST(Supervisor, RegrantOnlyOwnGrants) {
+  System system(system_config());
+  system.add_standard_servers();
+  DrivenProgram app;
+  ASSERT_TRUE(system.add_program("app", app.entry()).ok());
+  system.add(manifest("app", "app", {{"console", "console", ""}}));
+  ASSERT_TRUE(system.boot().ok());
+  ASSERT_TRUE(run_until(system, [&] { return app.incarnations() == 1; }));
+  std::vector<std::string> seen;
+  ASSERT_TRUE(app.run(system, [&](Sys& sys) {
+    Cap<Endpoint> c;
+    seen.push_back(regrant(sys, "console", &c).describe());
+    seen.push_back(regrant(sys, "log", &c).describe());
+    seen.push_back(regrant(sys, "factory", &c).describe());
+  }));
+  EXPECT_EQ(seen, (std::vector<std::string>{"ok", "not_found", "not_found"}));
+}
+
+}  // namespace
+}  // namespace persim::servers

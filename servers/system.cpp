@@ -1,0 +1,71 @@
+#include "servers/system.hpp"
+
+#include <cassert>
+
+namespace persim::servers {
+
+using kernel::Error;
+using kernel::ProcessId;
+using kernel::Sys;
+
+System::System(kernel::NodeConfig config) : node_(config) {
+  const bool registered = node_.register_program("console", [c = console_.get()](Sys& sys) { console_main(sys, *c); }) &&
+                          node_.register_program("fs", [f = fs_.get()](Sys& sys) { file_server_main(sys, *f); }) &&
+                          node_.register_program("kv", [k = kv_.get()](Sys& sys) { kv_main(sys, *k); }) &&
+                          node_.register_program("ckpt", [c = ckpt_.get()](Sys& sys) { ckpt_main(sys, *c); }) &&
+                          node_.register_program("supervisor", [s = &supervisor_](Sys& sys) { supervisor_main(sys, *s); });
+  assert(registered && "the standard programs register on a fresh node");
+  (void)registered;
+}
+
+kernel::Status System::add_program(std::string name, kernel::Entry entry) {
+  return node_.register_program(std::move(name), std::move(entry));
+}
+
+void System::add_standard_servers(RestartPolicy policy) {
+  for (const char* name : {"console", "fs", "kv", "ckpt"}) {
+    Manifest m;
+    m.instance = name;
+    m.program = name;
+    m.provides = name;
+    m.restart = policy;
+    add(std::move(m));
+  }
+}
+
+kernel::Status System::boot() {
+  if (supervisor_pid_) return Error::invalid_argument;
+  const kernel::Result<ProcessId> pid = node_.create_process("supervisor");
+  if (!pid) return pid.error();
+  const kernel::Result<kernel::Handle> factory = node_.create_factory(*pid);
+  if (!factory) return factory.error();
+  if (const kernel::Status s = node_.name_grant(*pid, "factory", *factory); !s) return s;
+  if (const kernel::Status s = node_.start_program(*pid, "supervisor"); !s) return s;
+  supervisor_pid_ = *pid;
+  return {};
+}
+
+void System::console_input(const std::string& stream, std::string_view text, bool end) {
+  console_->input[stream] += text;
+  if (end) console_->closed[stream] = true;
+  const std::optional<ProcessId> console = process_of("console");
+  if (console && !console_->wake.is_null()) (void)node_.signal(*console, console_->wake);
+}
+
+std::optional<ProcessId> System::process_of(std::string_view instance) const {
+  std::optional<ProcessId> newest;
+  std::uint64_t newest_incarnation = 0;
+  const std::string prefix = std::string(instance) + "#";
+  for (const ProcessId p : node_.process_ids()) {
+    const std::string name = node_.name(p);
+    if (!name.starts_with(prefix) || !node_.alive(p)) continue;
+    const std::uint64_t incarnation = std::stoull(name.substr(prefix.size()));
+    if (!newest || incarnation > newest_incarnation) {
+      newest = p;
+      newest_incarnation = incarnation;
+    }
+  }
+  return newest;
+}
+
+}  // namespace persim::servers

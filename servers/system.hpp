@@ -1,0 +1,63 @@
+// A node with the standard servers (console, file server, key-value store,
+// checkpoint store) and a supervisor, built the way scenarios and tests build
+// one: register programs, add manifests, boot.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "kernel/node.hpp"
+#include "servers/ckpt/ckpt.hpp"
+#include "servers/console/console.hpp"
+#include "servers/fs/fs.hpp"
+#include "servers/kv/kv.hpp"
+#include "servers/supervisor/supervisor.hpp"
+
+namespace persim::servers {
+
+class System {
+ public:
+  explicit System(kernel::NodeConfig config = {});
+  System(const System&) = delete;
+  System& operator=(const System&) = delete;
+
+  kernel::Node& node() { return node_; }
+
+  // Registers a program processes can run. Errors: as Node::register_program.
+  kernel::Status add_program(std::string name, kernel::Entry entry);
+  // The manifests of the four standard servers, each restarted by `policy`.
+  void add_standard_servers(RestartPolicy policy = RestartPolicy::always);
+  void add(Manifest m) { supervisor_.manifests.push_back(std::move(m)); }
+
+  // Creates the supervisor, grants it the factory and starts it. Once.
+  kernel::Status boot();
+
+  ConsoleHost& console() { return *console_; }
+  FileServerHost& fs() { return *fs_; }
+  KvHost& kv() { return *kv_; }
+  CkptHost& ckpt() { return *ckpt_; }
+  const SupervisorHost& supervisor() const { return supervisor_; }
+  std::optional<kernel::ProcessId> supervisor_process() const { return supervisor_pid_; }
+
+  // Queues input on a console stream (and closes it, if `end`), and wakes the
+  // console so reads waiting on that stream are answered. Host side: between
+  // runs, or from a host event or an I/O handler.
+  void console_input(const std::string& stream, std::string_view text, bool end = false);
+
+  // The live process of an instance's newest incarnation ("instance#n").
+  std::optional<kernel::ProcessId> process_of(std::string_view instance) const;
+
+ private:
+  // The hosts are the servers' disks and terminal: they outlive server processes.
+  std::unique_ptr<ConsoleHost> console_ = std::make_unique<ConsoleHost>();
+  std::unique_ptr<FileServerHost> fs_ = std::make_unique<FileServerHost>();
+  std::unique_ptr<KvHost> kv_ = std::make_unique<KvHost>();
+  std::unique_ptr<CkptHost> ckpt_ = std::make_unique<CkptHost>();
+  SupervisorHost supervisor_;
+  std::optional<kernel::ProcessId> supervisor_pid_;
+  kernel::Node node_;  // last: destroyed first, while the hosts its processes use still exist
+};
+
+}  // namespace persim::servers
