@@ -42,10 +42,13 @@ void floor_fiber_round_trip(benchmark::State& state) {
 // 8-byte request, the server answers with an 8-byte reply via reply_receive.
 // Each round trip is three kernel calls' worth of work (call; reply and receive
 // in reply_receive), capability lookups with type and rights checks on the
-// endpoint and the one-shot reply capability, creation and consumption of that
-// reply capability, the payload copies, trace hashing and two fiber switches
-// (direct hand-offs; every 64th goes through the run loop). The benchmark loop
-// runs inside the client process.
+// endpoint and the one-shot reply capability, minting that reply capability
+// into a slot of the server's space and consuming it (the slot is freed and its
+// generation bumped; the capability node and reply object are the server's
+// spare, reused by the next call), the payload copies, three trace events
+// folded into the trace hash, and two fiber switches (direct hand-offs; every
+// 64th goes through the run loop). The benchmark loop runs inside the client
+// process; the server is an ordinary receive/reply_receive loop.
 void persim_call_reply(benchmark::State& state) {
   Node node;  // default NodeConfig: kernel_call_cost_ns = 100, full handle validation
   const ProcessId server = node.create_process("server").value();
