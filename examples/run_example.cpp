@@ -64,9 +64,10 @@ void print_report(System& system) {
   }
   std::printf("\nfiles\n");
   for (const auto& [key, bytes] : system.fs().store.records())
-    std::printf("  %s: %zu bytes\n", key.substr(5).c_str(), bytes.size());
+    if (key.starts_with("file:")) std::printf("  %s: %zu bytes\n", key.substr(5).c_str(), bytes.size());
   std::printf("\nkey-value\n");
   for (const auto& [key, bytes] : system.kv().store.records()) {
+    if (!key.starts_with("kv:")) continue;  // the store's idempotency tokens
     std::string k = key.substr(3);
     std::replace(k.begin(), k.end(), '\0', '/');
     std::printf("  %s = %.*s\n", k.c_str(), static_cast<int>(bytes.size()), reinterpret_cast<const char*>(bytes.data()));

@@ -106,14 +106,15 @@ void Node::object_unreferenced(ObjectHeader* object) {
   switch (object->type) {
     case ObjectType::endpoint: {
       auto* ep = static_cast<Endpoint*>(object);
-      while (Process* p = ep->senders.front()) make_ready(*p, Error::object_destroyed);
-      while (Process* p = ep->receivers.front()) make_ready(*p, Error::object_destroyed);
+      // A waiter's own capability keeps the object alive, and losing it ends
+      // the wait (severed): nobody can still be queued here.
+      assert(ep->senders.empty() && ep->receivers.empty());
       endpoints_.destroy(ep);
       return;
     }
     case ObjectType::notification: {
       auto* n = static_cast<Notification*>(object);
-      while (Process* p = n->waiters.front()) make_ready(*p, Error::object_destroyed);
+      assert(n->waiters.empty() && "a waiter's capability keeps the notification alive");
       if (n->bound != nullptr) unbind(*n->bound);
       while (!n->watched.empty()) unwatch(*n->watched.back());
       notifications_.destroy(n);
@@ -132,9 +133,16 @@ void Node::object_unreferenced(ObjectHeader* object) {
       replies_.destroy(r);
       return;
     }
-    case ObjectType::process:
-      maybe_free(*static_cast<Process*>(object));
+    case ObjectType::process: {
+      auto* p = static_cast<Process*>(object);
+      // Nobody can start it any more: an unstarted process dies unborn.
+      if (p->state == ProcessState::embryo) {
+        kill_suspended(*p);
+        return;
+      }
+      maybe_free(*p);
       return;
+    }
   }
 }
 

@@ -319,9 +319,9 @@ class Node {
   Pool<Reply> replies_;
   Pool<Factory, 16> factories_;
   std::map<std::string, Entry, std::less<>> programs_;  // ordered: deterministic
-  std::size_t spare_replies_ = 0;
+  std::size_t spare_replies_ = 0;  // Process::spare_reply nodes: allocated, but no capability or object
   std::vector<std::pair<std::string, std::uint64_t>> named_kills_;  // kill_at_call(name, n) not yet applied
-  std::uint64_t kills_fired_ = 0;  // Process::spare_reply nodes: allocated, but no capability or object
+  std::uint64_t kills_fired_ = 0;
   void free_spare_reply(Process& p);
 
   // ProcessId index -> process (null when the index is free). Index 0 unused.

@@ -67,8 +67,9 @@ Status Node::name_grant(ProcessId pid, std::string name, Handle h) {
 
 Status Node::signal(ProcessId holder, Handle h) {
   assert(current_ == nullptr && "host API called from inside a process");
-  Process* p = find_live(holder);
-  if (p == nullptr) return Error::object_dead;
+  Process* p = find(holder);
+  if (p == nullptr) return Error::bad_handle;
+  if (p->state == ProcessState::dead) return Error::object_dead;
   const Result<CapNode*> cap = p->cspace.lookup(h, ObjectType::notification, Rights::send(), HandleValidation::full);
   if (!cap) return cap.error();
   const std::uint64_t badge = cap.value()->badge;

@@ -265,5 +265,24 @@ TEST(ProcessCalls, KillingAnUnstartedChildLeavesNothing) {
   expect_consistent(f.node);
 }
 
+// Property: an unstarted process whose last capability goes can never be
+// started: it ends then, leaving no stack, capability or process object.
+TEST(ProcessCalls, UnstartedChildEndsWithItsLastCapability) {
+  Fixture f;
+  ASSERT_TRUE(f.node.register_program("child", [](Sys&) { FAIL() << "never started"; }).ok());
+  f.node.start(f.parent, [&](Sys& sys) {
+          const Cap<Process> child = sys.process_create(Cap<Factory>(f.factory), "child", "c").value();
+          EXPECT_TRUE(sys.process_grant(child, "note", sys.notification_create().value(), Rights::all()).ok());
+          EXPECT_EQ(f.node.stats().stacks_in_use, 2u);
+          EXPECT_TRUE(sys.delete_cap(child).ok());
+          EXPECT_EQ(f.node.stats().stacks_in_use, 1u) << "ended at once";
+          park(sys);
+        })
+        .ok();
+  f.node.run();
+  EXPECT_EQ(f.node.stats().processes, 1u) << "the parent, parked";
+  expect_consistent(f.node);
+}
+
 }  // namespace
 }  // namespace persim::kernel

@@ -48,12 +48,12 @@ class Sys {
   // ---- IPC.
   // Sends `request` and waits for the reply, which lands in `response`. May
   // suspend. Errors: lookup errors (needs send; transferred caps need grant),
-  // message_too_large, too_many_caps, object_destroyed, peer_died; severed if
+  // message_too_large, too_many_caps, peer_died; severed if
   // the endpoint capability or a transferred one went while the call waited in
   // the queue. A receiver without room is told (cspace_full) and the call waits.
   inline Status call(Cap<Endpoint> ep, const Message& request, Message& response);
   // Waits for a call. May suspend. Errors: lookup errors (needs receive),
-  // object_destroyed, severed (the capability went while waiting), cspace_full
+  // severed (the capability went while waiting), cspace_full
   // (no room for the reply capability and the transferred ones; the call stays
   // queued).
   Result<Received> receive(Cap<Endpoint> ep, Message& request);

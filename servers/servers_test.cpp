@@ -229,5 +229,42 @@ TEST(BadInput, WrongSessionKind) {
   EXPECT_EQ(seen, (std::vector<std::string>{"wrong_session", "wrong_session", "wrong_session"}));
 }
 
+// Property: an operation sent at most once with a server's token is applied
+// once per sequence number, a repeat is acknowledged without effect, an unknown
+// token is refused, and the tokens survive the server's crash.
+TEST(Idempotency, AppliedOncePerSequenceNumberAcrossACrash) {
+  Fixture f;
+  std::uint64_t token = 0;
+  auto put_once = [&](Sys& sys, Cap<Endpoint> kv, std::uint64_t tok, std::uint64_t seq, std::string_view v) {
+    Message request{}, reply{};
+    request.label = static_cast<std::uint64_t>(KvOp::put);
+    wire::Writer(request).str("k").str(v);
+    EXPECT_TRUE(make_once(request, tok, seq));
+    return call(sys, kv, request, reply).describe();
+  };
+  std::vector<std::string> seen;
+  f.run([&](Sys& sys) {
+    const Cap<Endpoint> kv = grant(sys, "kv");
+    ASSERT_TRUE(issue_token(sys, kv, &token).ok());
+    seen.push_back(put_once(sys, kv, token, 1, "one"));
+    seen.push_back(put_once(sys, kv, token, 1, "again"));  // a repeat: acknowledged, not applied
+    seen.push_back(put_once(sys, kv, token + 1, 2, "forged"));
+    std::string v;
+    ASSERT_TRUE(KvClient(kv).get(sys, "k", &v).ok());
+    seen.push_back(v);
+  });
+  ASSERT_TRUE(f.system.node().kill(*f.system.process_of("kv")).ok());
+  f.run([&](Sys& sys) {
+    Cap<Endpoint> kv;
+    ASSERT_TRUE(regrant(sys, "kv", &kv).ok());
+    seen.push_back(put_once(sys, kv, token, 1, "after crash, repeat"));
+    seen.push_back(put_once(sys, kv, token, 2, "two"));
+    std::string v;
+    ASSERT_TRUE(KvClient(kv).get(sys, "k", &v).ok());
+    seen.push_back(v);
+  });
+  EXPECT_EQ(seen, (std::vector<std::string>{"ok", "ok", "not_found", "one", "ok", "ok", "two"}));
+}
+
 }  // namespace
 }  // namespace persim::servers

@@ -162,14 +162,16 @@ void serve(Sys& sys, Cap<Endpoint> ep, Handler& handler, ServerAudit& audit, Ide
     }
     ++audit.requests;
     if constexpr (requires { handler.defer(std::uint64_t{}, request, r->reply); }) {
-      if (request.label != op_restore_state && handler.defer(r->badge, request, r->reply)) {
+      if ((request.label & ~op_once_bit) != op_restore_state && handler.defer(r->badge, request, r->reply)) {
         drop_received(sys, request);
         r = sys.receive(ep, request);
         continue;
       }
     }
     reply = {};
-    ServiceError e = request.label == op_restore_state ? ServiceError::untrusted_state
+    // A restore is refused whatever else its label says (op_once_bit included).
+    const bool restore = (request.label & ~op_once_bit) == op_restore_state;
+    ServiceError e = restore                           ? ServiceError::untrusted_state
                      : once != nullptr                 ? dispatch_once(sys, r->badge, request, reply, handler, *once)
                                                        : handler(r->badge, request, reply);
     drop_received(sys, request);

@@ -144,9 +144,10 @@ class FileServer {
         const std::span<const std::byte> bytes = in.bytes();
         if (!in.done() || bytes.size() > chunk_bytes_max) return ServiceError::malformed;
         if ((s.mode & (fs_mode::write | fs_mode::append)) == 0) return ServiceError::permission_denied;
-        FsFile& f = state_.files[s.path];
-        const std::uint64_t at = (s.mode & fs_mode::append) != 0 ? f.data.size() : s.offset;
+        const std::uint64_t size = found != state_.files.end() ? found->second.data.size() : 0;
+        const std::uint64_t at = (s.mode & fs_mode::append) != 0 ? size : s.offset;
         if (at + bytes.size() > file_bytes_max) return ServiceError::quota_exceeded;
+        FsFile& f = state_.files[s.path];
         if (f.data.size() < at + bytes.size()) f.data.resize(at + bytes.size());
         std::copy(bytes.begin(), bytes.end(), f.data.begin() + static_cast<std::ptrdiff_t>(at));
         s.offset = at + bytes.size();

@@ -298,12 +298,12 @@ class Supervisor {
     const Manifest& m = manifest(in);
     const bool wanted = m.restart == RestartPolicy::always || (m.restart == RestartPolicy::on_failure && failed);
     if (!wanted) {
-      in.phase = Phase::done;
+      finish_instance(in);
       return;
     }
     if (in.restarts >= m.restarts_max) {
-      in.phase = Phase::done;
       event(in, SupervisorEventKind::gave_up, "restarts_max " + std::to_string(m.restarts_max) + " reached");
+      finish_instance(in);
       return;
     }
     ++in.restarts;
@@ -311,6 +311,27 @@ class Supervisor {
     in.due_ns = sys_.now_ns() + in.backoff_ns;
     event(in, SupervisorEventKind::restart_scheduled, "in " + std::to_string(in.backoff_ns) + " ns");
     in.backoff_ns = std::min(in.backoff_ns * 2, m.backoff_ns_max);
+  }
+
+  // The instance will not run again. If it provided a service, whoever waits
+  // for that service is told now rather than left waiting.
+  void finish_instance(Instance& in) {
+    in.phase = Phase::done;
+    const std::string& service = manifest(in).provides;
+    if (service.empty() || services_[service].up) return;
+    for (Instance& waiting : instances_)
+      if (waiting.phase == Phase::waiting && waiting.waiting_for == service) try_start(waiting);
+    std::vector<PendingRegrant> still;
+    for (PendingRegrant& p : pending_) {
+      const GrantSpec* g = find_grant(instances_[p.instance], p.grant);
+      if (g == nullptr || g->service != service) {
+        still.push_back(std::move(p));
+        continue;
+      }
+      Message reply{};
+      finish(p.reply, ServiceError::unavailable, reply);
+    }
+    pending_ = std::move(still);
   }
 
   // ---- deaths
@@ -338,9 +359,9 @@ class Supervisor {
     (void)sys_.delete_cap(in.process);
     in.process = {};
     if (!m.provides.empty()) {
+      // Its root derived from the dead server's endpoint: severed already, its slot free.
       Service& svc = services_[m.provides];
       svc.up = false;
-      (void)sys_.delete_cap(svc.root);
       svc.root = {};
     }
     // Its sessions at every server go, those it opened by requests too.
@@ -376,6 +397,7 @@ class Supervisor {
           e = ServiceError::malformed;
         } else if (regrant_waits(*in, grant, reply_cap)) {
           drop_received(sys_, request);
+          ++host_.audit.requests;
           return;  // answered when the service is back
         } else {
           e = answer_regrant(*in, grant, reply);

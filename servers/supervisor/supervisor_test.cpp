@@ -229,5 +229,22 @@ TEST(Supervisor, RegrantOnlyOwnGrants) {
   EXPECT_EQ(seen, (std::vector<std::string>{"ok", "not_found", "not_found"}));
 }
 
+// Property: a program waiting for a service whose only server gave up is
+// refused then, naming the grant, instead of waiting forever.
+TEST(Supervisor, WaitersOfAServiceWhoseServerGaveUpAreRefused) {
+  System system(system_config());
+  ASSERT_TRUE(system.add_program("broken-fs", [](Sys&) {}).ok());  // exits before it announces
+  ASSERT_TRUE(system.add_program("app", [](Sys&) { FAIL() << "must not start"; }).ok());
+  Manifest fs = manifest("fs", "broken-fs", {}, RestartPolicy::never);
+  fs.provides = "fs";
+  system.add(fs);
+  system.add(manifest("app", "app", {{"log", "fs:/log", "ca"}}));
+  ASSERT_TRUE(system.boot().ok());
+  ASSERT_TRUE(run_until(system, [&] { return find_event(system, "app", SupervisorEventKind::start_refused); }));
+  EXPECT_NE(find_event(system, "app", SupervisorEventKind::start_refused)->detail.find("down for good"),
+            std::string::npos);
+  EXPECT_TRUE(system.supervisor().booted);
+}
+
 }  // namespace
 }  // namespace persim::servers
