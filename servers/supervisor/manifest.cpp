@@ -5,6 +5,7 @@
 #include <toml++/toml.h>
 
 #include "servers/fs/fs.hpp"
+#include "servers/supervisor/toml_walker.hpp"
 
 namespace persim::servers {
 
@@ -17,80 +18,6 @@ std::string ConfigError::describe() const {
 }
 
 namespace {
-
-// Thrown inside this file only, to leave a nested walk at the first error;
-// caught at the entry points and returned as a value.
-struct Failure {
-  ConfigError error;
-};
-
-class Walker {
- public:
-  explicit Walker(std::string_view source) : source_(source) {}
-
-  [[noreturn]] void fail(const toml::source_region& where, std::string key, std::string message) const {
-    throw Failure{{std::string(source_), where.begin.line, where.begin.column, std::move(key), std::move(message)}};
-  }
-
-  // Refuses any key of `t` not in `known`.
-  void only(const toml::table& t, const std::string& path, std::initializer_list<std::string_view> known) const {
-    for (auto&& [k, v] : t) {
-      bool ok = false;
-      for (const std::string_view name : known) ok = ok || k.str() == name;
-      if (!ok) {
-        std::string expected;
-        for (const std::string_view name : known) expected += (expected.empty() ? "" : ", ") + std::string(name);
-        fail(v.source(), path + "." + std::string(k.str()), "unknown key (expected one of: " + expected + ")");
-      }
-    }
-  }
-
-  std::optional<std::string> string(const toml::table& t, const std::string& path, std::string_view key,
-                                    bool required) const {
-    const toml::node* n = t.get(key);
-    const std::string where = path + "." + std::string(key);
-    if (n == nullptr) {
-      if (required) fail(t.source(), where, "missing (expected a string)");
-      return std::nullopt;
-    }
-    if (!n->is_string()) fail(n->source(), where, std::string("expected a string, got ") + type_name(*n));
-    return n->as_string()->get();
-  }
-
-  std::optional<std::int64_t> integer(const toml::table& t, const std::string& path, std::string_view key,
-                                      std::int64_t min, std::int64_t max) const {
-    const toml::node* n = t.get(key);
-    if (n == nullptr) return std::nullopt;
-    const std::string where = path + "." + std::string(key);
-    if (!n->is_integer()) fail(n->source(), where, std::string("expected an integer, got ") + type_name(*n));
-    const std::int64_t v = n->as_integer()->get();
-    if (v < min || v > max)
-      fail(n->source(), where,
-           "expected an integer in [" + std::to_string(min) + ", " + std::to_string(max) + "], got " + std::to_string(v));
-    return v;
-  }
-
-  static const char* type_name(const toml::node& n) {
-    switch (n.type()) {
-      case toml::node_type::table: return "a table";
-      case toml::node_type::array: return "an array";
-      case toml::node_type::string: return "a string";
-      case toml::node_type::integer: return "an integer";
-      case toml::node_type::floating_point: return "a float";
-      case toml::node_type::boolean: return "a boolean";
-      case toml::node_type::date: return "a date";
-      case toml::node_type::time: return "a time";
-      case toml::node_type::date_time: return "a date-time";
-      case toml::node_type::none: break;
-    }
-    return "nothing";
-  }
-
-  std::string_view source() const { return source_; }
-
- private:
-  std::string_view source_;
-};
 
 constexpr std::int64_t ns_max = std::int64_t{1} << 62;
 
@@ -140,7 +67,8 @@ GrantSpec grant(const Walker& w, std::string_view name, const toml::node& value,
 
 Manifest manifest(const Walker& w, const toml::table& t, const std::string& path) {
   w.only(t, path,
-         {"instance", "program", "restart", "backoff_ns", "backoff_max_ns", "restarts_max", "provides", "grants"});
+         {"instance", "program", "restart", "backoff_ns", "backoff_max_ns", "restarts_max", "provides", "grants",
+          "params"});
   Manifest m;
   m.program = *w.string(t, path, "program", true);
   m.instance = w.string(t, path, "instance", false).value_or(m.program);
@@ -154,6 +82,25 @@ Manifest manifest(const Walker& w, const toml::table& t, const std::string& path
   // Its processes are named "instance#incarnation", within the kernel's name limit.
   if (m.instance.size() > instance_bytes_max)
     w.fail(t.source(), path + ".instance", "longer than " + std::to_string(instance_bytes_max) + " bytes");
+  if (const toml::node* params = t.get("params")) {
+    const toml::table* table = params->as_table();
+    if (table == nullptr)
+      w.fail(params->source(), path + ".params", std::string("expected a table, got ") + Walker::type_name(*params));
+    for (auto&& [k, v] : *table) {
+      std::string text;
+      if (v.is_string()) {
+        text = v.as_string()->get();
+      } else if (v.is_integer()) {
+        text = std::to_string(v.as_integer()->get());
+      } else if (v.is_boolean()) {
+        text = v.as_boolean()->get() ? "true" : "false";
+      } else {
+        w.fail(v.source(), path + ".params." + std::string(k.str()),
+               std::string("expected a string, an integer or a boolean, got ") + Walker::type_name(v));
+      }
+      m.params.emplace(std::string(k.str()), std::move(text));
+    }
+  }
   if (const toml::node* g = t.get("grants")) {
     const toml::table* grants = g->as_table();
     if (grants == nullptr)
@@ -185,7 +132,7 @@ Parsed<std::vector<Manifest>> manifests_from(const toml::table& root, std::strin
       out.push_back(std::move(m));
     }
     return out;
-  } catch (const Failure& f) {
+  } catch (const ConfigFailure& f) {
     return f.error;
   }
 }

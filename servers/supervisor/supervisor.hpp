@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -55,6 +56,9 @@ struct Manifest {
   std::uint64_t backoff_ns_initial = 1'000'000;  // before the first restart; doubles each time
   std::uint64_t backoff_ns_max = 1'000'000'000;
   std::uint32_t restarts_max = 1000;  // then the supervisor gives up on it
+  // Parameters for the program ([program.params] in TOML), as text. The
+  // supervisor does not read them; whoever registers the program does.
+  std::map<std::string, std::string> params;
 };
 
 // Supervisor protocol (requests through the "supervisor" grant).
