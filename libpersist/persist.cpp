@@ -37,6 +37,7 @@ const std::string random_entry = ".random";
 std::string file_entry(const std::string& name) { return ".file:" + name; }
 std::string token_entry(const std::string& what) { return ".token:" + what; }
 std::string grant_entry(const std::string& name) { return ".grant:" + name; }
+std::string console_input_entry(const std::string& name) { return ".console_in:" + name; }
 
 PersistStatus fail(PersistError e, std::string what) { return {e, std::move(what)}; }
 
@@ -158,9 +159,12 @@ PersistStatus Persistent::load(const Image& image) {
     if (const Entry* e = image.find(token_entry("file:" + f->name_)); e != nullptr && e->kind == EntryKind::token)
       f->token_ = e->token;
   }
-  for (auto& c : consoles_)
+  for (auto& c : consoles_) {
     if (const Entry* e = image.find(token_entry("console:" + c->name_)); e != nullptr && e->kind == EntryKind::token)
       c->token_ = e->token;
+    if (const Entry* e = image.find(console_input_entry(c->name_)); e != nullptr && e->kind == EntryKind::u64)
+      c->input_at_ = e->number;
+  }
   for (auto& k : kvs_)
     if (const Entry* e = image.find(token_entry("kv:" + k->name_)); e != nullptr && e->kind == EntryKind::token)
       k->token_ = e->token;
@@ -211,6 +215,12 @@ PersistStatus Persistent::restore(Restored* restored) {
     const kernel::Result<Cap<Endpoint>> g = sys_.granted<Endpoint>(c->via_);
     if (!g) return fail(PersistError::grant_missing, "console '" + c->name_ + "' (grant '" + c->via_ + "'): " + describe(g.error()));
     c->cap_ = *g;
+    if (c->input_at_) {
+      if (const Outcome o = servers::ConsoleClient(c->cap_).seek_input(sys_, *c->input_at_); !o)
+        return fail(PersistError::session_refused,
+                    "console '" + c->name_ + "': seek input to " + std::to_string(*c->input_at_) + ": " + o.describe());
+      c->input_at_.reset();
+    }
   }
   for (auto& k : kvs_) {
     const kernel::Result<Cap<Endpoint>> g = sys_.granted<Endpoint>(k->via_);
@@ -255,6 +265,7 @@ PersistStatus Persistent::open_file(File& f, bool restoring) {
       return fail(PersistError::session_refused, what + ": seek to " + std::to_string(r.offset) + ": " + o.describe());
   }
   f.cap_ = session;
+  f.offset_ = restoring ? r.offset : 0;
   return {};
 }
 
@@ -298,7 +309,10 @@ Image Persistent::snapshot() {
     add(EntryKind::file, file_entry(f->name_)).file = f->record_;
     token("file:" + f->name_, f->token_);
   }
-  for (const auto& c : consoles_) token("console:" + c->name_, c->token_);
+  for (const auto& c : consoles_) {
+    token("console:" + c->name_, c->token_);
+    if (c->input_at_) add(EntryKind::u64, console_input_entry(c->name_)).number = *c->input_at_;
+  }
   for (const auto& k : kvs_) token("kv:" + k->name_, k->token_);
   const std::array<std::uint64_t, 4> state = rng_.state();
   add(EntryKind::random, random_entry).numbers.assign(state.begin(), state.end());
@@ -310,14 +324,31 @@ PersistStatus Persistent::checkpoint(std::uint64_t* version) {
   // A file's offset is the server's: ask, so the image records exactly where it is.
   for (auto& f : files_) {
     std::uint64_t offset = 0, size = 0;
-    if (const Outcome o = servers::FsClient(f->cap_).stat(sys_, &offset, &size); !o)
-      return fail(PersistError::session_refused, "file '" + f->name_ + "': stat: " + o.describe());
+    Outcome o = servers::FsClient(f->cap_).stat(sys_, &offset, &size);
+    if (o.server_gone() && f->rebind()) o = servers::FsClient(f->cap_).stat(sys_, &offset, &size);
+    if (!o) return fail(PersistError::session_refused, "file '" + f->name_ + "': stat: " + o.describe());
     f->record_.offset = offset;
+    f->offset_ = offset;
+  }
+  for (auto& c : consoles_) {
+    std::uint64_t at = 0;
+    Outcome o = servers::ConsoleClient(c->cap_).tell_input(sys_, &at);
+    if (o.server_gone() && c->rebind()) o = servers::ConsoleClient(c->cap_).tell_input(sys_, &at);
+    if (!o) return fail(PersistError::session_refused, "console '" + c->name_ + "': tell input: " + o.describe());
+    c->input_at_ = at;  // for snapshot(); cleared below
   }
   encode(snapshot(), buffer_);
+  for (auto& c : consoles_) c->input_at_.reset();
   std::uint64_t v = 0;
-  if (const Outcome o = store_.write(sys_, buffer_, &v); !o)
-    return fail(PersistError::no_store, "checkpoint store: " + o.describe());
+  Outcome o = store_.write(sys_, buffer_, &v);
+  if (o.server_gone()) {
+    Cap<Endpoint> fresh;
+    if (regrant(options_.checkpoint_grant, &fresh)) {
+      store_ = servers::CkptClient(fresh);
+      o = store_.write(sys_, buffer_, &v);
+    }
+  }
+  if (!o) return fail(PersistError::no_store, "checkpoint store: " + o.describe());
   ++sequence_;
   if (version != nullptr) *version = v;
   return {};
@@ -328,11 +359,37 @@ std::uint64_t Persistent::random_below(std::uint64_t bound) { return bound == 0 
 
 // ---------------------------------------------------------------- effects
 
-Outcome Persistent::effect(Cap<Endpoint> session, TokenRecord& token, Message& request, Message& reply) {
+Outcome Persistent::effect(Cap<Endpoint>& session, TokenRecord& token, Message& request, Message& reply,
+                           const std::function<bool()>& rebind) {
   if (exactly_once() && token.token != 0 && !servers::make_once(request, token.token, token.next_seq++))
     return {kernel::Error{}, ServiceError::malformed};
-  return servers::call(sys_, session, request, reply);
+  Outcome o = servers::call(sys_, session, request, reply);
+  if (o.server_gone() && rebind()) o = servers::call(sys_, session, request, reply);
+  return o;
 }
+
+bool Persistent::regrant(const std::string& via, Cap<Endpoint>* cap) {
+  return servers::regrant(sys_, via, cap).ok();
+}
+
+bool File::rebind() {
+  Cap<Endpoint> via;
+  if (!owner_->regrant(record_.via, &via)) return false;
+  Cap<Endpoint> session = via;
+  if (!record_.path.empty()) {
+    servers::FsClient opened;
+    if (!servers::FsClient(via).open(owner_->sys_, record_.path, record_.mode, &opened)) return false;
+    session = opened.cap();
+  }
+  if ((record_.mode & servers::fs_mode::append) == 0 && offset_ != 0 &&
+      !servers::FsClient(session).seek(owner_->sys_, offset_))
+    return false;
+  cap_ = session;
+  return true;
+}
+
+bool Console::rebind() { return owner_->regrant(via_, &cap_); }
+bool Kv::rebind() { return owner_->regrant(via_, &cap_); }
 
 namespace {
 
@@ -347,16 +404,29 @@ Message request_for(std::uint64_t op) {
 Outcome File::write(Sys&, std::string_view bytes) {
   Message request = request_for(static_cast<std::uint64_t>(servers::FsOp::write)), reply{};
   if (!servers::wire::Writer(request).str(bytes).ok()) return {kernel::Error{}, ServiceError::malformed};
-  return owner_->effect(cap_, token_, request, reply);
+  const Outcome o = owner_->effect(cap_, token_, request, reply, [this] { return rebind(); });
+  if (o) offset_ += bytes.size();
+  return o;
 }
 
-Outcome File::read(Sys& sys, std::uint32_t max, std::string* out) { return servers::FsClient(cap_).read(sys, max, out); }
-Outcome File::seek(Sys& sys, std::uint64_t offset) { return servers::FsClient(cap_).seek(sys, offset); }
+Outcome File::read(Sys& sys, std::uint32_t max, std::string* out) {
+  Outcome o = servers::FsClient(cap_).read(sys, max, out);
+  if (o.server_gone() && rebind()) o = servers::FsClient(cap_).read(sys, max, out);
+  if (o) offset_ += out->size();
+  return o;
+}
+
+Outcome File::seek(Sys& sys, std::uint64_t offset) {
+  Outcome o = servers::FsClient(cap_).seek(sys, offset);
+  if (o.server_gone() && rebind()) o = servers::FsClient(cap_).seek(sys, offset);
+  if (o) offset_ = offset;
+  return o;
+}
 
 Outcome File::truncate(Sys&, std::uint64_t size) {
   Message request = request_for(static_cast<std::uint64_t>(servers::FsOp::truncate)), reply{};
   servers::wire::Writer(request).u64(size);
-  return owner_->effect(cap_, token_, request, reply);
+  return owner_->effect(cap_, token_, request, reply, [this] { return rebind(); });
 }
 
 Outcome Console::write(Sys&, std::string_view text) {
@@ -365,29 +435,33 @@ Outcome Console::write(Sys&, std::string_view text) {
     text.remove_prefix(chunk.size());
     Message request = request_for(static_cast<std::uint64_t>(servers::ConsoleOp::write)), reply{};
     servers::wire::Writer(request).str(chunk);
-    if (const Outcome o = owner_->effect(cap_, token_, request, reply); !o) return o;
+    if (const Outcome o = owner_->effect(cap_, token_, request, reply, [this] { return rebind(); }); !o) return o;
   } while (!text.empty());
   return {};
 }
 
 Outcome Console::read_line(Sys& sys, std::string* line, bool* end) {
-  return servers::ConsoleClient(cap_).read_line(sys, line, end);
+  Outcome o = servers::ConsoleClient(cap_).read_line(sys, line, end);
+  if (o.server_gone() && rebind()) o = servers::ConsoleClient(cap_).read_line(sys, line, end);
+  return o;
 }
 
 Outcome Kv::get(Sys& sys, std::string_view key, std::string* value) {
-  return servers::KvClient(cap_).get(sys, key, value);
+  Outcome o = servers::KvClient(cap_).get(sys, key, value);
+  if (o.server_gone() && rebind()) o = servers::KvClient(cap_).get(sys, key, value);
+  return o;
 }
 
 Outcome Kv::put(Sys&, std::string_view key, std::string_view value) {
   Message request = request_for(static_cast<std::uint64_t>(servers::KvOp::put)), reply{};
   if (!servers::wire::Writer(request).str(key).str(value).ok()) return {kernel::Error{}, ServiceError::malformed};
-  return owner_->effect(cap_, token_, request, reply);
+  return owner_->effect(cap_, token_, request, reply, [this] { return rebind(); });
 }
 
 Outcome Kv::del(Sys&, std::string_view key) {
   Message request = request_for(static_cast<std::uint64_t>(servers::KvOp::del)), reply{};
   if (!servers::wire::Writer(request).str(key).ok()) return {kernel::Error{}, ServiceError::malformed};
-  return owner_->effect(cap_, token_, request, reply);
+  return owner_->effect(cap_, token_, request, reply, [this] { return rebind(); });
 }
 
 Outcome Kv::txn(Sys&, const std::vector<servers::KvTxnOp>& ops, std::uint8_t* failed) {
@@ -399,7 +473,7 @@ Outcome Kv::txn(Sys&, const std::vector<servers::KvTxnOp>& ops, std::uint8_t* fa
     if (op.kind == servers::KvTxnOp::Kind::check_equal || op.kind == servers::KvTxnOp::Kind::put) w.str(op.value);
   }
   if (!w.ok()) return {kernel::Error{}, ServiceError::malformed};
-  const Outcome o = owner_->effect(cap_, token_, request, reply);
+  const Outcome o = owner_->effect(cap_, token_, request, reply, [this] { return rebind(); });
   if (o.service == ServiceError::conflict && failed != nullptr) *failed = servers::wire::Reader(reply).u8();
   return o;
 }

@@ -81,6 +81,8 @@ struct Restored {
 class Persistent;
 
 // A file session libpersist records by the request that opened it and rebuilds.
+// If its server dies, the next operation re-obtains the grant from the
+// supervisor, re-opens and seeks, and goes on (the same sequence number, exactly once).
 class File {
  public:
   // Writes at the offset (or the end, in append mode); at most chunk_bytes_max.
@@ -92,14 +94,17 @@ class File {
 
  private:
   friend class Persistent;
+  bool rebind();
   Persistent* owner_ = nullptr;
   std::string name_;
   FileRecord record_;
   kernel::Cap<kernel::Endpoint> cap_;
   TokenRecord token_;
+  std::uint64_t offset_ = 0;  // where the server's session is, as far as this side knows
 };
 
-// A console session (a grant): its writes are effects.
+// A console session (a grant): its writes are effects; its input position is
+// part of the image, so a restarted program re-reads what it read since.
 class Console {
  public:
   servers::Outcome write(kernel::Sys& sys, std::string_view text);
@@ -112,6 +117,8 @@ class Console {
   std::string via_;
   kernel::Cap<kernel::Endpoint> cap_;
   TokenRecord token_;
+  std::optional<std::uint64_t> input_at_;  // from the image, until restore seeks there
+  bool rebind();
 };
 
 // A key-value session (a grant): puts, deletes and transactions are effects.
@@ -123,6 +130,7 @@ class Kv {
   servers::Outcome txn(kernel::Sys& sys, const std::vector<servers::KvTxnOp>& ops, std::uint8_t* failed = nullptr);
 
  private:
+  bool rebind();
   friend class Persistent;
   Persistent* owner_ = nullptr;
   std::string name_;
@@ -193,8 +201,12 @@ class Persistent {
   PersistStatus ensure_token(kernel::Cap<kernel::Endpoint> session, TokenRecord& token, const std::string& what,
                              bool* issued);
   // Sends an effect (exactly once if so configured) through `session`.
-  servers::Outcome effect(kernel::Cap<kernel::Endpoint> session, TokenRecord& token, kernel::Message& request,
-                          kernel::Message& reply);
+  // A session whose server died is re-obtained by `rebind` and the request
+  // sent again, as it was.
+  servers::Outcome effect(kernel::Cap<kernel::Endpoint>& session, TokenRecord& token, kernel::Message& request,
+                          kernel::Message& reply, const std::function<bool()>& rebind);
+  // A fresh capability for grant `via` from the supervisor (the server restarted).
+  bool regrant(const std::string& via, kernel::Cap<kernel::Endpoint>* cap);
   bool exactly_once() const { return options_.effects == Effects::exactly_once; }
 
   kernel::Sys& sys_;

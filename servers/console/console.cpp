@@ -29,7 +29,7 @@ class Console {
     wire::Reader in(request);
     const std::uint32_t max = in.u32();
     if (s == nullptr || !in.done() || max > chunk_bytes_max || max == 0) return false;
-    if (!host_.input[s->stream].empty() || host_.closed[s->stream]) return false;
+    if (available(*s) || host_.closed[s->stream]) return false;
     if (pending_.size() >= pending_max) return false;  // answered at once, empty: the reader asks again
     pending_.push_back({badge, max, reply});
     return true;
@@ -40,20 +40,25 @@ class Console {
     std::vector<PendingRead> waiting;
     waiting.swap(pending_);
     for (const PendingRead& p : waiting) {
-      const ConsoleSession* s = state_.sessions.find(p.badge);
+      ConsoleSession* s = state_.sessions.find(p.badge);
       if (s == nullptr) {
         (void)sys_.delete_cap(p.reply);  // the session closed: its reader is gone
         continue;
       }
-      if (host_.input[s->stream].empty() && !host_.closed[s->stream]) {
+      if (!available(*s) && !host_.closed[s->stream]) {
         pending_.push_back(p);
         continue;
       }
       Message reply{};
-      const std::string taken = take_input(*s, p.max, reply);
+      const std::uint64_t before = s->input_at;
+      take_input(*s, p.max, reply);
       // A reader killed while it waited gets nothing, and loses nothing: the
-      // input goes back for whoever reads the stream next.
-      if (!sys_.reply(p.reply, reply)) host_.input[s->stream].insert(0, taken);
+      // stream's readers did not get past it.
+      if (!sys_.reply(p.reply, reply)) {
+        s->input_at = before;
+        continue;
+      }
+      advance_readers(*s);
     }
   }
   Console(const Console&) = delete;
@@ -74,7 +79,8 @@ class Console {
       const std::uint64_t client = in.u64();
       if (!in.done() || stream.empty() || stream.size() > name_bytes_max || stream.find('\0') != std::string::npos)
         return ServiceError::malformed;
-      return state_.sessions.open(sys_, ep_, ConsoleSession{client, stream}, reply, for_supervisor);
+      return state_.sessions.open(sys_, ep_, ConsoleSession{client, stream, host_.read_to[stream]}, reply,
+                                  for_supervisor);
     }
     ConsoleSession* s = state_.sessions.find(badge);
     if (s == nullptr) return ServiceError::wrong_session;
@@ -92,6 +98,18 @@ class Console {
         const std::uint32_t max = in.u32();
         if (!in.done() || max > chunk_bytes_max) return ServiceError::malformed;
         take_input(*s, max, reply);
+        advance_readers(*s);
+        return ServiceError::ok;
+      }
+      case ConsoleOp::tell_input:
+        if (!in.done()) return ServiceError::malformed;
+        wire::Writer(reply).u64(s->input_at);
+        return ServiceError::ok;
+      case ConsoleOp::seek_input: {
+        const std::uint64_t at = in.u64();
+        if (!in.done()) return ServiceError::malformed;
+        if (at > host_.input[s->stream].size()) return ServiceError::not_found;  // not arrived (yet)
+        s->input_at = at;
         return ServiceError::ok;
       }
       case ConsoleOp::open:
@@ -107,14 +125,20 @@ class Console {
     kernel::Cap<kernel::Reply> reply;
   };
 
-  // Moves up to `max` queued bytes of the session's stream into `reply`; returns them.
-  std::string take_input(const ConsoleSession& s, std::uint32_t max, Message& reply) {
-    std::string& queued = host_.input[s.stream];
-    const std::size_t n = std::min<std::size_t>(max, queued.size());
-    std::string taken = queued.substr(0, n);
-    wire::Writer(reply).str(taken).u8(queued.size() == n && host_.closed[s.stream]);
-    queued.erase(0, n);
-    return taken;
+  bool available(const ConsoleSession& s) { return s.input_at < host_.input[s.stream].size(); }
+
+  // Moves up to `max` bytes of input from the session's position into `reply`.
+  void take_input(ConsoleSession& s, std::uint32_t max, Message& reply) {
+    const std::string& all = host_.input[s.stream];
+    const std::size_t from = std::min<std::size_t>(s.input_at, all.size());
+    const std::size_t n = std::min<std::size_t>(max, all.size() - from);
+    wire::Writer(reply).str(std::string_view(all).substr(from, n)).u8(from + n == all.size() && host_.closed[s.stream]);
+    s.input_at = from + n;
+  }
+
+  void advance_readers(const ConsoleSession& s) {
+    std::uint64_t& to = host_.read_to[s.stream];
+    to = std::max(to, s.input_at);
   }
 
   Sys& sys_;
@@ -143,6 +167,7 @@ std::vector<std::byte> ConsoleState::encode() const {
     put(s.client);
     put(s.stream.size());
     for (const char c : s.stream) out.push_back(static_cast<std::byte>(c));
+    put(s.input_at);
   });
   return out;
 }
@@ -194,6 +219,19 @@ Outcome ConsoleClient::read_line(Sys& sys, std::string* line, bool* end) const {
     *line += byte;
   }
   return {};
+}
+
+Outcome ConsoleClient::tell_input(Sys& sys, std::uint64_t* position) const {
+  Message request = request_for(ConsoleOp::tell_input), reply{};
+  const Outcome o = call(sys, session_, request, reply);
+  if (o) *position = wire::Reader(reply).u64();
+  return o;
+}
+
+Outcome ConsoleClient::seek_input(Sys& sys, std::uint64_t position) const {
+  Message request = request_for(ConsoleOp::seek_input), reply{};
+  wire::Writer(request).u64(position);
+  return call(sys, session_, request, reply);
 }
 
 Outcome console_open(Sys& sys, Cap<Endpoint> root, std::string_view stream, std::uint64_t client,

@@ -8,6 +8,10 @@
 //
 // A read waits until input is queued for its stream, or the stream is closed
 // (end of input); the console answers it then.
+//
+// Input is kept whole, and read by position: a session starts reading where
+// the stream's readers got to, and may go back (seek_input) to a position it
+// recorded, so a restarted program re-reads what it read since its checkpoint.
 #pragma once
 
 #include <cstdint>
@@ -28,11 +32,14 @@ enum class ConsoleOp : std::uint64_t {
   open = 1,   // root: str stream, u64 client -> session cap
   write = 2,  // session: bytes (<= chunk_bytes_max)
   read = 3,   // session: u32 max -> bytes, u8 end of input; waits for input
+  tell_input = 4,  // session: -> u64 the session's input position
+  seek_input = 5,  // session: u64 position (at most what has arrived) to read from next
 };
 
 struct ConsoleSession {
   std::uint64_t client = 0;
   std::string stream;
+  std::uint64_t input_at = 0;  // where this session reads its stream's input next
 };
 
 struct ConsoleState {
@@ -42,7 +49,8 @@ struct ConsoleState {
 
 struct ConsoleHost {
   std::map<std::string, std::string> output;  // everything written, per stream
-  std::map<std::string, std::string> input;   // queued by the host, not yet read
+  std::map<std::string, std::string> input;   // all input that arrived, per stream
+  std::map<std::string, std::uint64_t> read_to;  // how far the stream's readers got: where new sessions start
   std::map<std::string, bool> closed;         // no more input will come
   TrustedStore store;                         // the console's own: its idempotency tokens
   ServerAudit audit;
@@ -69,6 +77,8 @@ class ConsoleClient {
   Outcome read(kernel::Sys& sys, std::uint32_t max, std::string* out, bool* end = nullptr) const;
   // Reads up to and including the next newline (or to the end of input).
   Outcome read_line(kernel::Sys& sys, std::string* line, bool* end) const;
+  Outcome tell_input(kernel::Sys& sys, std::uint64_t* position) const;
+  Outcome seek_input(kernel::Sys& sys, std::uint64_t position) const;
 
  private:
   kernel::Cap<kernel::Endpoint> session_;

@@ -1,0 +1,256 @@
+#include "sim/programs.hpp"
+
+#include <algorithm>
+#include <charconv>
+#include <stdexcept>
+
+#include "libpersist/persist.hpp"
+#include "servers/supervisor/supervisor.hpp"
+
+namespace persim::sim {
+
+using kernel::Cap;
+using kernel::Endpoint;
+using kernel::Sys;
+using persist::Effects;
+using persist::Persistent;
+
+namespace {
+
+// Reads the parameters of one program, checking names and values.
+class Args {
+ public:
+  Args(const ProgramKind& kind, const Params& given, std::string* error) : kind_(kind), given_(given), error_(error) {
+    for (const auto& [name, value] : given_) {
+      const bool known = std::any_of(kind_.params.begin(), kind_.params.end(),
+                                     [&](const ParamSpec& p) { return p.name == name; });
+      if (!known) fail(name, "unknown parameter of program '" + kind_.name + "'");
+    }
+  }
+  std::uint64_t number(const std::string& name) {
+    const std::string text = value(name);
+    std::uint64_t v = 0;
+    const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+    if (ec != std::errc() || end != text.data() + text.size()) fail(name, "expected a whole number, got \"" + text + "\"");
+    return v;
+  }
+  Effects effects(const std::string& name) {
+    const std::string text = value(name);
+    if (text == "at_least_once") return Effects::at_least_once;
+    if (text == "exactly_once") return Effects::exactly_once;
+    fail(name, "expected at_least_once or exactly_once, got \"" + text + "\"");
+    return Effects::at_least_once;
+  }
+  bool ok() const { return error_->empty(); }
+
+ private:
+  std::string value(const std::string& name) const {
+    const auto it = given_.find(name);
+    if (it != given_.end()) return it->second;
+    for (const ParamSpec& p : kind_.params)
+      if (p.name == name) return p.default_value;
+    return {};
+  }
+  void fail(const std::string& name, const std::string& what) {
+    if (error_->empty()) *error_ = "params." + name + ": " + what;
+  }
+  const ProgramKind& kind_;
+  const Params& given_;
+  std::string* error_;
+};
+
+// A program that cannot restore has nothing sensible to do: it crashes, and
+// the supervisor's policy decides what happens next.
+void restore_or_crash(Persistent& p) {
+  if (const persist::PersistStatus s = p.restore(); !s)
+    throw std::runtime_error(std::string("restore: ") + persist::to_string(s.error) + ": " + s.what);
+}
+
+// ---------------------------------------------------------------- counter
+
+kernel::Entry counter(const ProgramKind& kind, const Params& params, std::string* error) {
+  Args a(kind, params, error);
+  const std::uint64_t steps = a.number("steps"), every = a.number("every"), step_ns = a.number("step_ns");
+  const Effects effects = a.effects("effects");
+  if (!a.ok()) return {};
+  return [=](Sys& sys) {
+    Persistent p(sys, {.program = "counter", .effects = effects});
+    std::uint64_t count = 0;
+    p.field("count", count);
+    persist::Console& out = p.console("out");
+    restore_or_crash(p);
+    while (count < steps) {
+      ++count;
+      if (!out.write(sys, "count " + std::to_string(count) + "\n")) return;
+      if (every != 0 && count % every == 0 && !p.checkpoint()) return;
+      if (!sys.sleep_for(step_ns)) return;
+    }
+  };
+}
+
+// ---------------------------------------------------------------- echo
+
+kernel::Entry echo(const ProgramKind& kind, const Params& params, std::string* error) {
+  Args a(kind, params, error);
+  const Effects effects = a.effects("effects");
+  if (!a.ok()) return {};
+  return [=](Sys& sys) {
+    Persistent p(sys, {.program = "echo", .effects = effects});
+    std::uint64_t lines = 0;
+    p.field("lines", lines);
+    persist::Console& console = p.console("console");
+    restore_or_crash(p);
+    for (bool end = false; !end;) {
+      std::string line;
+      if (!console.read_line(sys, &line, &end) || line.empty()) return;
+      ++lines;
+      if (!console.write(sys, std::to_string(lines) + ": " + line)) return;
+      if (!p.checkpoint()) return;
+    }
+  };
+}
+
+// ---------------------------------------------------------------- logger
+
+kernel::Entry logger(const ProgramKind& kind, const Params& params, std::string* error) {
+  Args a(kind, params, error);
+  const std::uint64_t lines = a.number("lines"), every = a.number("every"), step_ns = a.number("step_ns");
+  const Effects effects = a.effects("effects");
+  if (!a.ok()) return {};
+  return [=](Sys& sys) {
+    Persistent p(sys, {.program = "logger", .effects = effects});
+    std::uint64_t written = 0;
+    p.field("written", written);
+    persist::File& log = p.file("log", "log");
+    restore_or_crash(p);
+    while (written < lines) {
+      ++written;
+      if (!log.write(sys, "line " + std::to_string(written) + "\n")) return;
+      if (every != 0 && written % every == 0 && !p.checkpoint()) return;
+      if (!sys.sleep_for(step_ns)) return;
+    }
+  };
+}
+
+// ---------------------------------------------------------------- bank
+
+kernel::Entry bank(const ProgramKind& kind, const Params& params, std::string* error) {
+  Args a(kind, params, error);
+  const std::uint64_t transfers = a.number("transfers"), step_ns = a.number("step_ns");
+  const Effects effects = a.effects("effects");
+  if (!a.ok()) return {};
+  return [=](Sys& sys) {
+    Persistent p(sys, {.program = "bank", .effects = effects});
+    std::uint64_t done = 0;
+    p.field("done", done);
+    persist::Kv& kv = p.kv("accounts", "accounts");
+    persist::Console& out = p.console("console");
+    restore_or_crash(p);
+    using K = servers::KvTxnOp::Kind;
+    if (done == 0) (void)kv.txn(sys, {{K::check_absent, "alice", ""}, {K::check_absent, "bob", ""},
+                                      {K::put, "alice", "100"}, {K::put, "bob", "100"}});
+    while (done < transfers) {
+      std::string a_text, b_text;
+      if (!kv.get(sys, "alice", &a_text) || !kv.get(sys, "bob", &b_text)) return;
+      const long alice = std::stol(a_text), bob = std::stol(b_text);
+      const long amount = static_cast<long>(p.random_below(20));
+      const bool to_bob = p.random_below(2) == 0;
+      const long na = to_bob ? alice - amount : alice + amount, nb = to_bob ? bob + amount : bob - amount;
+      const servers::Outcome o = kv.txn(sys, {{K::check_equal, "alice", a_text},
+                                              {K::check_equal, "bob", b_text},
+                                              {K::put, "alice", std::to_string(na)},
+                                              {K::put, "bob", std::to_string(nb)}});
+      ++done;
+      (void)out.write(sys, "transfer " + std::to_string(done) + ": " + o.describe() + "\n");
+      if (!p.checkpoint() || !sys.sleep_for(step_ns)) return;
+    }
+  };
+}
+
+// ---------------------------------------------------------------- forger
+
+// Tries what no program may do, and reports what it got: a restore of server
+// state from its own bytes through each grant, and calls with made-up handles.
+kernel::Entry forger(const ProgramKind& kind, const Params& params, std::string* error) {
+  Args a(kind, params, error);
+  const std::uint64_t guesses = a.number("guesses");
+  if (!a.ok()) return {};
+  return [=](Sys& sys) {
+    const auto console = sys.granted<Endpoint>("console");
+    if (!console) return;
+    const servers::ConsoleClient out(*console);
+    for (const char* grant : {"console", "data", "kv", "ckpt"}) {
+      const auto cap = sys.granted<Endpoint>(grant);
+      if (!cap) continue;
+      kernel::Message request{}, reply{};
+      request.label = servers::op_restore_state;
+      (void)servers::wire::Writer(request).str("offset=0;owner=forger;balance=1000000");
+      const servers::Outcome o = servers::call(sys, *cap, request, reply);
+      (void)out.write(sys, std::string("restore through ") + grant + ": " + o.describe() + "\n");  // distinct lines
+    }
+    for (std::uint64_t i = 0; i < guesses; ++i) {
+      const auto guess = static_cast<std::uint32_t>(sys.random());
+      kernel::Message request{}, reply{};
+      const kernel::Status s = sys.call(Cap<Endpoint>(kernel::Handle::from_raw(guess)), request, reply);
+      (void)out.write(sys, "made-up handle " + std::to_string(i + 1) + ": " +
+                               std::string(s ? "ACCEPTED" : kernel::to_string(s.error())) + "\n");
+    }
+  };
+}
+
+std::vector<ProgramKind> make_programs() {
+  const ParamSpec effects{"effects", "at_least_once", "at_least_once or exactly_once"};
+  std::vector<ProgramKind> all = {
+      {"bank", "moves money between two key-value accounts in checked transactions; the total stays 200",
+       {"accounts (kv:TABLE)", "console", "ckpt"},
+       {{"transfers", "10", "how many transfers"}, {"step_ns", "1000000", "virtual time between transfers"}, effects},
+       {}},
+      {"counter", "prints count 1..steps on its console, checkpointing every `every` steps",
+       {"console", "ckpt"},
+       {{"steps", "10", "how far to count"},
+        {"every", "3", "checkpoint after every this many steps (0: never)"},
+        {"step_ns", "1000000", "virtual time between steps"},
+        effects},
+       {}},
+      {"echo", "numbers the lines it reads on its console (a stdin/stdout program); checkpoints after each",
+       {"console", "ckpt"},
+       {effects},
+       {}},
+      {"forger", "tries to restore server state from its own bytes, and calls with made-up handles",
+       {"console", "data, kv, ckpt (any it has)"},
+       {{"guesses", "4", "how many made-up handles to try"}},
+       {}},
+      {"logger", "appends line 1..lines to its log file, checkpointing every `every` lines",
+       {"log (fs:PATH, mode ca)", "ckpt"},
+       {{"lines", "10", "how many lines"}, {"every", "3", "checkpoint after every this many lines (0: never)"},
+        {"step_ns", "1000000", "virtual time between lines"}, effects},
+       {}},
+  };
+  for (ProgramKind& k : all) {
+    const std::string name = k.name;
+    k.make = [name](const Params& params, std::string* error) -> kernel::Entry {
+      const ProgramKind& self = *find_program(name);
+      if (name == "bank") return bank(self, params, error);
+      if (name == "counter") return counter(self, params, error);
+      if (name == "echo") return echo(self, params, error);
+      if (name == "forger") return forger(self, params, error);
+      return logger(self, params, error);
+    };
+  }
+  return all;
+}
+
+}  // namespace
+
+const std::vector<ProgramKind>& programs() {
+  static const std::vector<ProgramKind> all = make_programs();
+  return all;
+}
+
+const ProgramKind* find_program(std::string_view name) {
+  for (const ProgramKind& k : programs())
+    if (k.name == name) return &k;
+  return nullptr;
+}
+
+}  // namespace persim::sim

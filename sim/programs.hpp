@@ -1,0 +1,37 @@
+// The programs a scenario can run, by name, with their parameters
+// ([program.params] in a scenario file). Each is an ordinary program: it uses
+// only what its manifest grants and libpersist.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "kernel/process.hpp"
+
+namespace persim::sim {
+
+using Params = std::map<std::string, std::string>;
+
+struct ParamSpec {
+  std::string name;
+  std::string default_value;
+  std::string meaning;
+};
+
+struct ProgramKind {
+  std::string name;
+  std::string summary;
+  std::vector<std::string> grants;  // what its manifest should grant
+  std::vector<ParamSpec> params;
+  // Builds the entry for `params` (every name checked against `params`).
+  // Returns an error message naming the bad parameter, or the entry.
+  std::function<kernel::Entry(const Params& params, std::string* error)> make;
+};
+
+// Every built-in program, in name order.
+const std::vector<ProgramKind>& programs();
+const ProgramKind* find_program(std::string_view name);
+
+}  // namespace persim::sim

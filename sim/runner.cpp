@@ -1,0 +1,446 @@
+#include "sim/runner.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <sstream>
+
+#include "kernel/rng.hpp"
+#include "servers/system.hpp"
+#include "sim/programs.hpp"
+
+namespace persim::sim {
+
+using kernel::Op;
+using kernel::TraceEvent;
+using servers::SupervisorEventKind;
+using servers::System;
+
+namespace {
+
+struct TimelineEntry {
+  std::uint64_t time_ns;
+  std::string who;
+  std::string what;
+};
+
+std::string ms(std::uint64_t ns) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.3f", static_cast<double>(ns) / 1e6);
+  return buf;
+}
+
+std::string hex64(std::uint64_t v) {
+  char buf[20];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(v));
+  return buf;
+}
+
+// Watches every kernel event: names processes, writes JSON Lines, builds the
+// Chrome trace, and notes deaths and refused handles for the timeline.
+class Recorder : public kernel::TraceSink {
+ public:
+  Recorder(const kernel::Node& node, const Outputs& out) : node_(node) {
+    if (!out.events_path.empty()) events_.open(out.events_path);
+    trace_enabled_ = !out.trace_path.empty();
+  }
+
+  void on_event(const TraceEvent& e) override {
+    const std::string who = name_of(e);
+    if (e.op == Op::spawn) names_[key(e.process, e.process_generation)] = node_.name({e.process, e.process_generation});
+    if (events_.is_open()) {
+      nlohmann::ordered_json j;
+      j["t_ns"] = e.time_ns;
+      j["source"] = "kernel";
+      j["process"] = name_of(e);
+      j["op"] = std::string(kernel::to_string(e.op));
+      if (e.error != 0) j["error"] = std::string(kernel::to_string(static_cast<kernel::Error>(e.error)));
+      if (e.peer != 0) j["peer"] = peer_name(e.peer);
+      j["arg"] = e.arg;
+      events_ << j.dump() << '\n';
+    }
+    const std::string name = name_of(e);
+    if (e.op == Op::death) timeline.push_back({e.time_ns, name, "killed"});
+    if (e.op == Op::crash) timeline.push_back({e.time_ns, name, "crashed"});
+    if (e.op == Op::death || e.op == Op::crash) {
+      ++deaths;
+      last_death_[instance_of(name)] = e.time_ns;
+    }
+    if (e.error != 0 && kernel::is_lookup_error(static_cast<kernel::Error>(e.error)) &&
+        e.error != static_cast<std::uint8_t>(kernel::Error::severed))
+      timeline.push_back({e.time_ns, name,
+                          std::string(kernel::to_string(e.op)) + " refused: " +
+                              std::string(kernel::to_string(static_cast<kernel::Error>(e.error)))});
+    if (trace_enabled_) chrome(e, name);
+  }
+
+  void write_events_line(const nlohmann::ordered_json& j) {
+    if (events_.is_open()) events_ << j.dump() << '\n';
+  }
+
+  // The Chrome trace: one track per process, IPC as flows from the replier to the caller.
+  void chrome(const TraceEvent& e, const std::string& name) {
+    const std::uint32_t tid = e.process;
+    if (tid != 0 && named_tracks_.insert(tid).second)
+      trace_.push_back({{"ph", "M"}, {"pid", 1}, {"tid", tid}, {"name", "thread_name"}, {"args", {{"name", name}}}});
+    const double ts = static_cast<double>(e.time_ns) / 1000.0;
+    const std::string op(kernel::to_string(e.op));
+    if (e.op == Op::reply && e.peer != 0 && e.error == 0) {
+      const std::uint64_t id = ++flows_;
+      trace_.push_back({{"ph", "X"}, {"pid", 1}, {"tid", tid}, {"ts", ts}, {"dur", 0.05}, {"name", "reply"}});
+      trace_.push_back({{"ph", "s"}, {"pid", 1}, {"tid", tid}, {"ts", ts}, {"id", id}, {"name", "ipc"}, {"cat", "ipc"}});
+      trace_.push_back({{"ph", "X"}, {"pid", 1}, {"tid", e.peer}, {"ts", ts + 0.05}, {"dur", 0.05}, {"name", "call returns"}});
+      trace_.push_back({{"ph", "f"}, {"bp", "e"}, {"pid", 1}, {"tid", e.peer}, {"ts", ts + 0.05}, {"id", id},
+                        {"name", "ipc"}, {"cat", "ipc"}});
+      return;
+    }
+    if (e.op == Op::spawn || e.op == Op::exit || e.op == Op::death || e.op == Op::crash || e.op == Op::grant ||
+        e.error != 0)
+      trace_.push_back({{"ph", "i"}, {"s", "t"}, {"pid", 1}, {"tid", tid}, {"ts", ts},
+                        {"name", e.error != 0 ? op + " " + std::string(kernel::to_string(static_cast<kernel::Error>(e.error))) : op}});
+  }
+
+  void add_instant(std::uint64_t time_ns, const std::string& name, const std::string& what) {
+    if (trace_enabled_)
+      trace_.push_back({{"ph", "i"}, {"s", "g"}, {"pid", 1}, {"tid", 0}, {"ts", static_cast<double>(time_ns) / 1000.0},
+                        {"name", name + ": " + what}});
+  }
+
+  void write_trace(const std::string& path) {
+    nlohmann::json doc;
+    trace_.push_back({{"ph", "M"}, {"pid", 1}, {"name", "process_name"}, {"args", {{"name", "node"}}}});
+    doc["traceEvents"] = std::move(trace_);
+    doc["displayTimeUnit"] = "ns";
+    std::ofstream(path) << doc.dump() << '\n';
+  }
+
+  std::string instance_of(const std::string& process_name) const {
+    return process_name.substr(0, process_name.find('#'));
+  }
+  std::optional<std::uint64_t> last_death(const std::string& instance) const {
+    const auto it = last_death_.find(instance);
+    return it != last_death_.end() ? std::optional(it->second) : std::nullopt;
+  }
+
+  std::vector<TimelineEntry> timeline;
+  std::uint64_t deaths = 0;
+
+ private:
+  static std::uint64_t key(std::uint32_t index, std::uint32_t generation) {
+    return static_cast<std::uint64_t>(generation) << 32 | index;
+  }
+  std::string name_of(const TraceEvent& e) const {
+    if (e.process == 0) return "node";
+    const auto it = names_.find(key(e.process, e.process_generation));
+    return it != names_.end() ? it->second : "#" + std::to_string(e.process);
+  }
+  std::string peer_name(std::uint32_t index) const {
+    for (const auto& [k, n] : names_)
+      if (static_cast<std::uint32_t>(k) == index) return n;  // newest generation wins below
+    return "#" + std::to_string(index);
+  }
+
+  const kernel::Node& node_;
+  std::map<std::uint64_t, std::string> names_;
+  std::map<std::string, std::uint64_t> last_death_;
+  std::ofstream events_;
+  bool trace_enabled_ = false;
+  nlohmann::json trace_ = nlohmann::json::array();
+  std::set<std::uint32_t> named_tracks_;
+  std::uint64_t flows_ = 0;
+};
+
+// Schedules the scenario's faults on the node.
+void schedule_faults(const Scenario& s, std::uint64_t seed, System& system, Recorder& rec) {
+  kernel::Node& node = system.node();
+  const kernel::Rng faults_rng = kernel::Rng(seed).split(0xfa017);
+  for (std::size_t i = 0; i < s.faults.size(); ++i) {
+    const Fault& f = s.faults[i];
+    auto kill = [&system, &rec, f](kernel::Node& n) {
+      const auto pid = system.process_of(f.target);
+      rec.timeline.push_back({n.now_ns(), "fault", "kill " + f.target + (pid ? "" : " (not running)")});
+      rec.add_instant(n.now_ns(), "fault", "kill " + f.target);
+      if (pid) (void)n.kill(*pid);
+    };
+    if (f.kind != FaultKind::kill) continue;  // power loss and corruption: not wired into scenarios yet
+    if (f.at_ns) node.at(*f.at_ns, kill);
+    if (f.after_calls) node.kill_at_call(f.target + "#" + std::to_string(f.incarnation), *f.after_calls);
+    if (f.rate_per_s) {
+      // Exponential gaps with the given mean rate, from this fault's own stream.
+      kernel::Rng rng = faults_rng.split(i);
+      const double mean_gap_ns = 1e9 / std::max(*f.rate_per_s, 1e-9);
+      for (double t = 0;;) {
+        const double u = (static_cast<double>(rng.next() >> 11) + 0.5) / 9007199254740992.0;
+        t += -mean_gap_ns * std::log(u);
+        if (t >= static_cast<double>(s.stop_ns)) break;
+        node.at(static_cast<std::uint64_t>(t), kill);
+      }
+    }
+  }
+}
+
+std::string quoted(const std::string& s) {
+  std::string out = "\"";
+  for (const char c : s) {
+    if (c == '\n') {
+      out += "\\n";
+    } else if (c == '"') {
+      out += "\\\"";
+    } else {
+      out += c;
+    }
+  }
+  return out + "\"";
+}
+
+std::vector<std::string> check(const Scenario& s, System& system, const Metrics& m) {
+  std::vector<std::string> failed;
+  const Expectations& x = s.expect;
+  for (const auto& [stream, want] : x.console) {
+    const std::string got = system.console().output[stream];
+    if (got != want) failed.push_back("console." + stream + ": expected " + quoted(want) + ", got " + quoted(got));
+  }
+  for (const auto& [stream, want] : x.console_contains) {
+    const std::string got = system.console().output[stream];
+    if (got.find(want) == std::string::npos)
+      failed.push_back("console_contains." + stream + ": " + quoted(want) + " not in " + quoted(got));
+  }
+  if (x.no_refused_grant.value_or(false) && m.refused_grants > 0)
+    failed.push_back("no_refused_grant: " + std::to_string(m.refused_grants) + " starts were refused");
+  for (const auto& [instance, want] : x.restarts) {
+    std::uint64_t got = 0;
+    for (const servers::RestartRecord& r : system.supervisor().restarts) got += r.instance == instance ? 1 : 0;
+    if (got != want)
+      failed.push_back("restarts." + instance + ": expected " + std::to_string(want) + ", got " + std::to_string(got));
+  }
+  if (x.forgeries_accepted_max && m.forgeries_accepted > *x.forgeries_accepted_max)
+    failed.push_back("forgeries_accepted_max: " + std::to_string(m.forgeries_accepted) + " forgeries got through");
+  for (const auto& [path, want] : x.files) {
+    const servers::TrustedStore::Bytes* b = system.fs().store.get("file:" + path);
+    const std::string got = b != nullptr ? std::string(reinterpret_cast<const char*>(b->data()), b->size()) : "";
+    if (b == nullptr || got != want)
+      failed.push_back("files." + path + ": expected " + quoted(want) + ", got " + (b ? quoted(got) : "no such file"));
+  }
+  return failed;
+}
+
+std::uint64_t count_redone_lines(System& system) {
+  std::uint64_t redone = 0;
+  for (const auto& [stream, text] : system.console().output) {
+    std::set<std::string> seen;
+    std::istringstream lines(text);
+    for (std::string line; std::getline(lines, line);) redone += seen.insert(line).second ? 0 : 1;
+  }
+  return redone;
+}
+
+std::uint64_t count_forgeries(System& system) {
+  std::uint64_t n = 0;
+  for (const auto& [stream, text] : system.console().output) {
+    std::istringstream lines(text);
+    for (std::string line; std::getline(lines, line);)
+      n += (line.find("ACCEPTED") != std::string::npos ||
+            (line.rfind("restore through ", 0) == 0 && line.ends_with(": ok")))
+               ? 1
+               : 0;
+  }
+  return n;
+}
+
+void print_timeline(std::FILE* out, std::vector<TimelineEntry> entries) {
+  std::stable_sort(entries.begin(), entries.end(),
+                   [](const TimelineEntry& a, const TimelineEntry& b) { return a.time_ns < b.time_ns; });
+  for (const TimelineEntry& e : entries)
+    std::fprintf(out, "%10s ms  %-14s %s\n", ms(e.time_ns).c_str(), e.who.c_str(), e.what.c_str());
+}
+
+}  // namespace
+
+std::string reproduce_line(const Scenario& s, std::uint64_t seed, const std::vector<std::string>& overrides) {
+  std::string line = "persim " PERSIM_VERSION "  scenario " + s.source + " (" + hex64(s.text_hash) + ")  seed " +
+                     std::to_string(seed) + "  reproduce: persim run " + s.source + " --seed " + std::to_string(seed);
+  for (const std::string& o : overrides) line += " --set " + o;
+  return line;
+}
+
+RunResult run_scenario(const Scenario& s, std::uint64_t seed, const Outputs& out) {
+  RunResult result;
+  Metrics& m = result.metrics;
+  m.seed = seed;
+  m.scenario_hash = s.text_hash;
+  kernel::NodeConfig config;
+  config.seed = seed;
+  config.kernel_call_cost_ns = s.kernel_call_cost_ns;
+  System system(config);
+  system.add_standard_servers(s.server_restart);
+  for (const servers::Manifest& manifest : s.programs) {
+    // Each instance runs its own registration: the program with its parameters.
+    std::string error;
+    kernel::Entry entry = find_program(manifest.program)->make(manifest.params, &error);
+    if (!error.empty()) {
+      result.error = "program " + manifest.instance + ": " + error;
+      return result;
+    }
+    servers::Manifest m2 = manifest;
+    m2.program = manifest.program + "@" + manifest.instance;
+    if (!system.add_program(m2.program, std::move(entry))) {
+      result.error = "program " + manifest.instance + ": cannot register";
+      return result;
+    }
+    system.add(std::move(m2));
+  }
+  Recorder rec(system.node(), out);
+  system.node().set_trace_sink(&rec);
+  schedule_faults(s, seed, system, rec);
+  for (const Input& in : s.inputs) {
+    system.node().at(in.at_ns, [&system, &rec, in](kernel::Node& n) {
+      rec.timeline.push_back({n.now_ns(), "input", in.stream + " <- " + quoted(in.text) + (in.end ? " (end)" : "")});
+      system.console_input(in.stream, in.text, in.end);
+    });
+  }
+  if (const kernel::Status b = system.boot(); !b) {
+    result.error = "boot: " + std::string(kernel::to_string(b.error()));
+    return result;
+  }
+
+  const auto wall_start = std::chrono::steady_clock::now();  // the host's clock: outside the simulated world
+  (void)system.node().run({.until_ns = s.stop_ns});
+  m.wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start).count();
+  system.node().set_trace_sink(nullptr);
+
+  const kernel::NodeStats stats = system.node().stats();
+  m.trace_hash = system.node().trace_hash();
+  m.virtual_ns = system.node().now_ns();
+  m.kernel_calls = stats.kernel_calls;
+  m.deaths = rec.deaths;
+  m.failed_lookups = system.node().audit().total();
+  m.refused_restores = system.console().audit.refused_restores + system.fs().audit.refused_restores +
+                       system.kv().audit.refused_restores + system.ckpt().audit.refused_restores +
+                       system.supervisor().audit.refused_restores;
+  m.redone_lines = count_redone_lines(system);
+  m.forgeries_accepted = count_forgeries(system);
+  for (const auto& [key, bytes] : system.ckpt().store.records()) {
+    if (!key.starts_with("ckpt:")) continue;
+    ++m.checkpoint_images;
+    m.checkpoint_bytes += bytes.size();
+  }
+  // Supervisor events into the timeline; recovery from each death to the next start.
+  std::map<std::string, std::uint64_t> died_at;
+  for (const servers::SupervisorEvent& e : system.supervisor().events) {
+    if (e.kind == SupervisorEventKind::started) ++m.processes_started;
+    if (e.kind == SupervisorEventKind::start_refused) ++m.refused_grants;
+    if (e.kind == SupervisorEventKind::exited) died_at[e.instance] = e.time_ns;
+    if (e.kind == SupervisorEventKind::started && died_at.contains(e.instance)) {
+      const std::uint64_t recovery = e.time_ns - died_at[e.instance];
+      m.recovery_virtual_ns_max = std::max(m.recovery_virtual_ns_max, recovery);
+      m.recovery_virtual_ns_total += recovery;
+      died_at.erase(e.instance);
+    }
+    if (e.kind == SupervisorEventKind::announced || e.kind == SupervisorEventKind::waiting) continue;
+    rec.timeline.push_back({e.time_ns, "supervisor",
+                            e.instance + " #" + std::to_string(e.incarnation) + " " + std::string(to_string(e.kind)) +
+                                (e.detail.empty() ? "" : ": " + e.detail)});
+    rec.add_instant(e.time_ns, "supervisor", e.instance + " " + std::string(to_string(e.kind)));
+    nlohmann::ordered_json j{{"t_ns", e.time_ns}, {"source", "supervisor"}, {"instance", e.instance},
+                             {"incarnation", e.incarnation}, {"kind", std::string(to_string(e.kind))},
+                             {"detail", e.detail}};
+    rec.write_events_line(j);
+  }
+  for (const servers::RestartRecord& r : system.supervisor().restarts) {
+    ++m.restarts;
+    std::string severed, regranted, refused;
+    for (const std::string& g : r.severed) severed += (severed.empty() ? "" : ", ") + g;
+    for (const std::string& g : r.regranted) regranted += (regranted.empty() ? "" : ", ") + g;
+    for (const auto& [g, why] : r.refused) refused += (refused.empty() ? "" : "; ") + g + " (" + why + ")";
+    rec.timeline.push_back({r.time_ns, "restart log",
+                            r.instance + " #" + std::to_string(r.incarnation) + " after " +
+                                kernel::to_string(r.cause) + ": severed [" + severed + "] + " +
+                                std::to_string(r.severed_other) + " others; re-granted [" + regranted + "]" +
+                                (refused.empty() ? "" : "; refused [" + refused + "]")});
+  }
+  result.failed = check(s, system, m);
+  if (!out.trace_path.empty()) rec.write_trace(out.trace_path);
+
+  if (out.timeline != nullptr) {
+    print_timeline(out.timeline, rec.timeline);
+    std::fprintf(out.timeline, "\nconsole\n");
+    for (const auto& [stream, text] : system.console().output) {
+      std::istringstream lines(text);
+      for (std::string line; std::getline(lines, line);) std::fprintf(out.timeline, "  %-12s| %s\n", stream.c_str(), line.c_str());
+    }
+    const double ratio = m.wall_s > 0 ? static_cast<double>(m.virtual_ns) / 1e9 / m.wall_s : 0;
+    std::fprintf(out.timeline,
+                 "\nsummary: %s ms virtual in %.4f s wall (virtual/wall %.1fx); %llu kernel calls; %llu deaths, "
+                 "%llu restarts, %llu refused starts\n"
+                 "  work re-done: %llu console lines; recovery (death to restart, virtual): max %s ms\n"
+                 "  audit: %llu failed lookups, %llu refused restores, %llu forgeries accepted\n"
+                 "  checkpoint store: %llu images, %llu bytes; trace hash %s\n",
+                 ms(m.virtual_ns).c_str(), m.wall_s, ratio, static_cast<unsigned long long>(m.kernel_calls),
+                 static_cast<unsigned long long>(m.deaths), static_cast<unsigned long long>(m.restarts),
+                 static_cast<unsigned long long>(m.refused_grants), static_cast<unsigned long long>(m.redone_lines),
+                 ms(m.recovery_virtual_ns_max).c_str(), static_cast<unsigned long long>(m.failed_lookups),
+                 static_cast<unsigned long long>(m.refused_restores),
+                 static_cast<unsigned long long>(m.forgeries_accepted),
+                 static_cast<unsigned long long>(m.checkpoint_images),
+                 static_cast<unsigned long long>(m.checkpoint_bytes), hex64(m.trace_hash).c_str());
+    if (result.failed.empty()) {
+      std::fprintf(out.timeline, "expectations: all held\n");
+    } else {
+      for (const std::string& f : result.failed) std::fprintf(out.timeline, "FAILED %s\n", f.c_str());
+    }
+  }
+  if (!out.metrics_path.empty()) {
+    std::ofstream metrics(out.metrics_path);
+    if (out.metrics_path.ends_with(".csv")) {
+      metrics << metrics_csv_header() << '\n' << metrics_csv_row(m, result.failed.empty()) << '\n';
+    } else {
+      metrics << metrics_json(m, result.failed) << '\n';
+    }
+  }
+  return result;
+}
+
+std::string metrics_csv_header() {
+  return "seed,scenario_hash,ok,trace_hash,virtual_ns,wall_s,kernel_calls,processes_started,deaths,restarts,"
+         "refused_grants,failed_lookups,refused_restores,forgeries_accepted,redone_lines,recovery_virtual_ns_max,"
+         "checkpoint_images,checkpoint_bytes";
+}
+
+std::string metrics_csv_row(const Metrics& m, bool ok) {
+  std::ostringstream row;
+  row << m.seed << ',' << hex64(m.scenario_hash) << ',' << (ok ? 1 : 0) << ',' << hex64(m.trace_hash) << ','
+      << m.virtual_ns << ',' << m.wall_s << ',' << m.kernel_calls << ',' << m.processes_started << ',' << m.deaths
+      << ',' << m.restarts << ',' << m.refused_grants << ',' << m.failed_lookups << ',' << m.refused_restores << ','
+      << m.forgeries_accepted << ',' << m.redone_lines << ',' << m.recovery_virtual_ns_max << ','
+      << m.checkpoint_images << ',' << m.checkpoint_bytes;
+  return row.str();
+}
+
+std::string metrics_json(const Metrics& m, const std::vector<std::string>& failed) {
+  nlohmann::ordered_json j;
+  j["seed"] = m.seed;
+  j["scenario_hash"] = hex64(m.scenario_hash);
+  j["ok"] = failed.empty();
+  j["failed"] = failed;
+  j["trace_hash"] = hex64(m.trace_hash);
+  j["virtual_ns"] = m.virtual_ns;
+  j["wall_s"] = m.wall_s;
+  j["kernel_calls"] = m.kernel_calls;
+  j["processes_started"] = m.processes_started;
+  j["deaths"] = m.deaths;
+  j["restarts"] = m.restarts;
+  j["refused_grants"] = m.refused_grants;
+  j["failed_lookups"] = m.failed_lookups;
+  j["refused_restores"] = m.refused_restores;
+  j["forgeries_accepted"] = m.forgeries_accepted;
+  j["redone_lines"] = m.redone_lines;
+  j["recovery_virtual_ns_max"] = m.recovery_virtual_ns_max;
+  j["checkpoint_images"] = m.checkpoint_images;
+  j["checkpoint_bytes"] = m.checkpoint_bytes;
+  return j.dump(2);
+}
+
+}  // namespace persim::sim
