@@ -7,7 +7,7 @@ packages=(
   cmake ninja-build g++ pkg-config
   libboost1.81-dev libboost-context1.81-dev libboost-fiber1.81-dev
   librapidcheck-dev libgtest-dev libgmock-dev libbenchmark-dev
-  libxxhash-dev libfmt-dev libtomlplusplus-dev libcli11-dev nlohmann-json3-dev libsqlite3-dev
+  libxxhash-dev libfmt-dev libtomlplusplus-dev libcli11-dev nlohmann-json3-dev libsqlite3-dev parallel python3
 )
 
 missing=()

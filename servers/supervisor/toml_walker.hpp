@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <cstdio>
 #include <initializer_list>
 #include <optional>
 #include <string>
@@ -79,7 +80,11 @@ class Walker {
     } else {
       fail(n->source(), where, std::string("expected a number, got ") + type_name(*n));
     }
-    if (!(v >= min)) fail(n->source(), where, "expected a number of at least " + std::to_string(min));
+    if (!(v >= min)) {
+      char text[32];
+      std::snprintf(text, sizeof text, "%g", min);
+      fail(n->source(), where, std::string("expected a number of at least ") + text);
+    }
     return v;
   }
 
