@@ -215,6 +215,8 @@ Error Node::take_queued_sender_slow(Endpoint& ep, Process& receiver) {
 Error Sys::call_begin(Cap<Endpoint> ep, const Message& request, Message& response, Process** next) {
   if (!enter()) return Error::killed;
   Node& n = node_;
+  // The message delay fault: the call waits (and may be killed) before it is sent.
+  if (self_.delay_ns_max != 0) [[unlikely]] n.maybe_delay_call(self_);
   const Result<CapNode*> cap =
       self_.cspace.lookup(ep.handle(), ObjectType::endpoint, Rights::send(), n.config_.handle_validation);
   if (!cap) return fail(Op::call, cap.error(), ep.handle());

@@ -131,6 +131,12 @@ class Node {
   void kill_at_call(std::string name, std::uint64_t n);
   // How many kill_at_call hooks have fired.
   std::uint64_t kills_at_call_fired() const { return kills_fired_; }
+  // Fault hook, message delay: every process whose name starts with `prefix`
+  // (now or created later) holds each call back, with probability
+  // `per_million`/1e6, for a uniform 1..delay_ns_max virtual ns before sending it.
+  // Draws come from the node's seed (a stream of their own).
+  void delay_calls(std::string prefix, std::uint64_t delay_ns_max, std::uint32_t per_million);
+  std::uint64_t calls_delayed() const { return calls_delayed_; }
   // Run `event` on the run loop at virtual time `time_ns` (ordered by time, then
   // by the order of registration).
   void at(std::uint64_t time_ns, std::function<void(Node&)> event);
@@ -322,6 +328,16 @@ class Node {
   std::size_t spare_replies_ = 0;  // Process::spare_reply nodes: allocated, but no capability or object
   std::vector<std::pair<std::string, std::uint64_t>> named_kills_;  // kill_at_call(name, n) not yet applied
   std::uint64_t kills_fired_ = 0;
+  struct DelayRule {
+    std::string prefix;
+    std::uint64_t ns_max;
+    std::uint32_t per_million;
+  };
+  std::vector<DelayRule> delay_rules_;
+  Rng delay_rng_;
+  std::uint64_t calls_delayed_ = 0;
+  // Holds `self`'s call back if a delay rule draws it (may suspend).
+  void maybe_delay_call(Process& self);
   void free_spare_reply(Process& p);
 
   // ProcessId index -> process (null when the index is free). Index 0 unused.

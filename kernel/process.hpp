@@ -81,6 +81,10 @@ struct Process : ObjectHeader {
   std::uint64_t kernel_calls = 0;
   // Fault hook: the process is killed when it makes this kernel call (1-based).
   std::uint64_t kill_at_call = UINT64_MAX;
+  // Fault hook: each call it makes is held back, with this probability (per
+  // million), for a uniform 1..delay_ns_max virtual ns before it is sent.
+  std::uint64_t delay_ns_max = 0;
+  std::uint32_t delay_per_million = 0;
 
   // Queue links: the ready queue or one wait queue.
   Process* queue_prev = nullptr;

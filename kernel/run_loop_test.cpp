@@ -185,5 +185,41 @@ TEST(RunLoop, KilledSleeperDoesNotMoveTime) {
   EXPECT_EQ(node.stats().timers, 0u);
 }
 
+// Property: the message delay fault holds back the calls of the processes it
+// names, for virtual time drawn from the seed: the same seed delays the same
+// calls by the same amounts; other processes are untouched.
+TEST(RunLoop, DelayedCallsTakeLongerDeterministically) {
+  auto run = [](std::uint64_t seed, bool delay) {
+    Node node(test_config(seed));
+    if (delay) node.delay_calls("slow", 5'000, 500'000);  // half the calls, up to 5 us
+    const ProcessId server = node.create_process("server").value();
+    const Handle ep = node.create_endpoint(server).value();
+    node.start(server, echo_server(ep)).ok();
+    std::vector<std::uint64_t> returned;
+    for (const char* name : {"slow-client", "fast-client"}) {
+      const ProcessId c = node.create_process(name).value();
+      const Handle cap = node.grant(server, ep, c, Rights::send()).value();
+      node.start(c, [cap, &returned, name](Sys& sys) {
+            for (int i = 0; i < 20; ++i) {
+              Message out{};
+              EXPECT_TRUE(sys.call(Cap<Endpoint>(cap), Message{}, out).ok());
+            }
+            if (std::string_view(name) == "slow-client") returned.push_back(sys.now_ns());
+          })
+          .ok();
+    }
+    node.run();
+    return std::pair(returned.at(0), node.calls_delayed());
+  };
+  const auto [plain_ns, plain_delayed] = run(1, false);
+  const auto [slow_ns, delayed] = run(1, true);
+  EXPECT_EQ(plain_delayed, 0u);
+  EXPECT_GT(delayed, 3u);
+  EXPECT_LT(delayed, 20u);
+  EXPECT_GT(slow_ns, plain_ns);
+  EXPECT_EQ(run(1, true), std::pair(slow_ns, delayed)) << "the same seed, the same delays";
+  EXPECT_NE(run(2, true).first, slow_ns) << "another seed, other delays";
+}
+
 }  // namespace
 }  // namespace persim::kernel

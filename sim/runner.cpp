@@ -165,6 +165,10 @@ void schedule_faults(const Scenario& s, std::uint64_t seed, System& system, Reco
       rec.add_instant(n.now_ns(), "fault", "kill " + f.target);
       if (pid) (void)n.kill(*pid);
     };
+    if (f.kind == FaultKind::delay) {
+      node.delay_calls(f.target + "#", f.delay_ns_max, static_cast<std::uint32_t>(f.probability * 1e6 + 0.5));
+      continue;
+    }
     if (f.kind != FaultKind::kill) continue;  // power loss and corruption: not wired into scenarios yet
     if (f.at_ns) node.at(*f.at_ns, kill);
     if (f.after_calls) node.kill_at_call(f.target + "#" + std::to_string(f.incarnation), *f.after_calls);

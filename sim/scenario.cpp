@@ -93,7 +93,8 @@ void check_programs(const Walker& w, const toml::table& root, const Scenario& s)
 }
 
 Fault read_fault(const Walker& w, const toml::table& t, const std::string& path, const Scenario& s) {
-  w.only(t, path, {"kind", "target", "at_ms", "at_ns", "after_calls", "incarnation", "rate_per_s", "mode"});
+  w.only(t, path, {"kind", "target", "at_ms", "at_ns", "after_calls", "incarnation", "rate_per_s", "mode",
+                   "delay_ms_max", "delay_ns_max", "probability"});
   Fault f;
   f.where = path;
   const std::string kind = *w.string(t, path, "kind", true);
@@ -103,11 +104,13 @@ Fault read_fault(const Walker& w, const toml::table& t, const std::string& path,
     f.kind = FaultKind::power_loss;
   } else if (kind == "corrupt") {
     f.kind = FaultKind::corrupt;
+  } else if (kind == "delay") {
+    f.kind = FaultKind::delay;
   } else {
-    const bool planned = kind == "delay" || kind == "cut_link" || kind == "torn_write";
+    const bool planned = kind == "cut_link" || kind == "torn_write";
     w.fail(t.get("kind")->source(), path + ".kind",
            planned ? "fault \"" + kind + "\" is not implemented yet"
-                   : "expected one of kill, crash_server, power_loss, corrupt, got \"" + kind + "\"");
+                   : "expected one of kill, crash_server, power_loss, corrupt, delay, got \"" + kind + "\"");
   }
   if (const auto ms = w.real(t, path, "at_ms", 0)) f.at_ns = ms_to_ns(*ms);
   if (const auto ns = w.integer(t, path, "at_ns", 0, ns_max)) f.at_ns = static_cast<std::uint64_t>(*ns);
@@ -115,8 +118,19 @@ Fault read_fault(const Walker& w, const toml::table& t, const std::string& path,
   if (const auto n = w.integer(t, path, "incarnation", 1, 1'000'000)) f.incarnation = static_cast<std::uint32_t>(*n);
   f.rate_per_s = w.real(t, path, "rate_per_s", 0);
   const int whens = (f.at_ns ? 1 : 0) + (f.after_calls ? 1 : 0) + (f.rate_per_s ? 1 : 0);
-  if (whens != 1) w.fail(t.source(), path, "give exactly one of at_ms (or at_ns), after_calls, rate_per_s");
-  if (f.kind == FaultKind::kill) {
+  if (f.kind == FaultKind::delay) {
+    if (whens != 0) w.fail(t.source(), path, "a delay fault lasts the whole run: no at_ms, after_calls or rate_per_s");
+    if (const auto ms = w.real(t, path, "delay_ms_max", 0)) f.delay_ns_max = ms_to_ns(*ms);
+    if (const auto ns = w.integer(t, path, "delay_ns_max", 1, ns_max)) f.delay_ns_max = static_cast<std::uint64_t>(*ns);
+    if (f.delay_ns_max == 0) w.fail(t.source(), path, "give delay_ms_max (or delay_ns_max), above 0");
+    f.probability = w.real(t, path, "probability", 0).value_or(1);
+    if (f.probability > 1) w.fail(t.get("probability")->source(), path + ".probability", "expected at most 1");
+  } else if (t.get("delay_ms_max") != nullptr || t.get("delay_ns_max") != nullptr || t.get("probability") != nullptr) {
+    w.fail(t.source(), path, "only delay faults take delay_ms_max, delay_ns_max and probability");
+  } else if (whens != 1) {
+    w.fail(t.source(), path, "give exactly one of at_ms (or at_ns), after_calls, rate_per_s");
+  }
+  if (f.kind == FaultKind::kill || f.kind == FaultKind::delay) {
     f.target = *w.string(t, path, "target", true);
     const bool standard = f.target == "console" || f.target == "fs" || f.target == "kv" || f.target == "ckpt";
     const bool known = standard || std::any_of(s.programs.begin(), s.programs.end(),

@@ -23,6 +23,7 @@ enum class FaultKind : std::uint8_t {
   kill,          // kill an instance's process (a program or a server)
   power_loss,    // the node loses power: every process dies, unsynced writes go
   corrupt,       // flip a bit of the checkpoint store's durable database
+  delay,         // hold back an instance's calls (message delay), for the whole run
 };
 
 // When a fault fires: at a virtual time, at the n-th kernel call of one
@@ -35,6 +36,8 @@ struct Fault {
   std::uint32_t incarnation = 1;    // after_calls: of which incarnation
   std::optional<double> rate_per_s;  // random kills: mean events per virtual second
   bool torn = false;                 // power_loss: tear the write in progress
+  std::uint64_t delay_ns_max = 0;    // delay: each delayed call waits 1..delay_ns_max
+  double probability = 1;            // delay: the share of calls delayed
   std::string where;                 // "fault[2]", for messages
 };
 

@@ -2,6 +2,7 @@
 // file:line:column, the key and what was expected; overrides checked the same way.
 #include <gtest/gtest.h>
 
+#include "sim/runner.hpp"
 #include "sim/scenario.hpp"
 
 namespace persim::sim {
@@ -54,7 +55,7 @@ TEST(Scenario, BadInputIsRefusedWithWhereAndWhat) {
   EXPECT_EQ(error(base + "[[fault]]\nkind = \"kill\"\ntarget = \"c\"\n"),
             "s.toml:8:1: fault[0]: give exactly one of at_ms (or at_ns), after_calls, rate_per_s");
   EXPECT_EQ(error(base + "[[fault]]\nkind = \"meteor\"\nat_ms = 1\n"),
-            "s.toml:9:8: fault[0].kind: expected one of kill, crash_server, power_loss, corrupt, got \"meteor\"");
+            "s.toml:9:8: fault[0].kind: expected one of kill, crash_server, power_loss, corrupt, delay, got \"meteor\"");
   EXPECT_EQ(error(base + "[[fault]]\nkind = \"kill\"\ntarget = \"c\"\nat_ms = -1\n"),
             "s.toml:11:9: fault[0].at_ms: expected a number of at least 0");
   EXPECT_EQ(error(base + "[expect]\nrestarts = { c = \"one\" }\n"), "s.toml:9:18: expect.restarts.c: expected a whole number");
@@ -73,6 +74,21 @@ TEST(Scenario, OverridesAreChecked) {
             "program.c.params.every: expected a whole number, got \"often\"");
   EXPECT_EQ(apply_override(s, "program.zz.params.every=1").value(), "program.zz.params.every: no instance named \"zz\"");
   EXPECT_EQ(apply_override(s, "seed").value(), "expected KEY=VALUE, got \"seed\"");
+}
+
+// Property: a delay fault holds back the named instance's calls (its output
+// is the same, later); a delay with a time is refused.
+TEST(Scenario, DelayFaultSlowsTheInstanceOnly) {
+  const std::string base = std::string(minimal) + "[program.params]\nsteps = 3\nevery = 1\n";
+  const auto plain = std::get<Scenario>(parse_scenario(base, "s.toml"));
+  const auto slowed = std::get<Scenario>(
+      parse_scenario(base + "[[fault]]\nkind = \"delay\"\ntarget = \"c\"\ndelay_ms_max = 2\n", "s.toml"));
+  const RunResult a = run_scenario(plain, 1, {});
+  const RunResult b = run_scenario(slowed, 1, {});
+  ASSERT_TRUE(a.ok() && b.ok());
+  EXPECT_GT(b.metrics.virtual_ns, a.metrics.virtual_ns);
+  EXPECT_EQ(error(base + "[[fault]]\nkind = \"delay\"\ntarget = \"c\"\ndelay_ms_max = 2\nat_ms = 1\n"),
+            "s.toml:11:1: fault[0]: a delay fault lasts the whole run: no at_ms, after_calls or rate_per_s");
 }
 
 }  // namespace
