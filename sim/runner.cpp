@@ -175,7 +175,10 @@ void schedule_faults(const Scenario& s, std::uint64_t seed, System& system, Reco
     if (f.rate_per_s) {
       // Exponential gaps with the given mean rate, from this fault's own stream.
       kernel::Rng rng = faults_rng.split(i);
-      const double mean_gap_ns = 1e9 / std::max(*f.rate_per_s, 1e-9);
+      // Swarm testing: each seed draws its own rate, so a sweep covers calm and stormy runs.
+      const double rate = f.rate_from_seed ? *f.rate_per_s * static_cast<double>(rng.below(1'000'001)) / 1e6 : *f.rate_per_s;
+      if (rate <= 0) continue;
+      const double mean_gap_ns = 1e9 / rate;
       for (double t = 0;;) {
         const double u = (static_cast<double>(rng.next() >> 11) + 0.5) / 9007199254740992.0;
         t += -mean_gap_ns * std::log(u);

@@ -93,8 +93,8 @@ void check_programs(const Walker& w, const toml::table& root, const Scenario& s)
 }
 
 Fault read_fault(const Walker& w, const toml::table& t, const std::string& path, const Scenario& s) {
-  w.only(t, path, {"kind", "target", "at_ms", "at_ns", "after_calls", "incarnation", "rate_per_s", "mode",
-                   "delay_ms_max", "delay_ns_max", "probability"});
+  w.only(t, path, {"kind", "target", "at_ms", "at_ns", "after_calls", "incarnation", "rate_per_s",
+                   "rate_per_s_max", "mode", "delay_ms_max", "delay_ns_max", "probability"});
   Fault f;
   f.where = path;
   const std::string kind = *w.string(t, path, "kind", true);
@@ -117,6 +117,11 @@ Fault read_fault(const Walker& w, const toml::table& t, const std::string& path,
   if (const auto n = w.integer(t, path, "after_calls", 1, ns_max)) f.after_calls = static_cast<std::uint64_t>(*n);
   if (const auto n = w.integer(t, path, "incarnation", 1, 1'000'000)) f.incarnation = static_cast<std::uint32_t>(*n);
   f.rate_per_s = w.real(t, path, "rate_per_s", 0);
+  if (const auto max = w.real(t, path, "rate_per_s_max", 0)) {
+    if (f.rate_per_s) w.fail(t.get("rate_per_s_max")->source(), path + ".rate_per_s_max", "give rate_per_s or rate_per_s_max, not both");
+    f.rate_per_s = *max;
+    f.rate_from_seed = true;
+  }
   const int whens = (f.at_ns ? 1 : 0) + (f.after_calls ? 1 : 0) + (f.rate_per_s ? 1 : 0);
   if (f.kind == FaultKind::delay) {
     if (whens != 0) w.fail(t.source(), path, "a delay fault lasts the whole run: no at_ms, after_calls or rate_per_s");
@@ -128,7 +133,7 @@ Fault read_fault(const Walker& w, const toml::table& t, const std::string& path,
   } else if (t.get("delay_ms_max") != nullptr || t.get("delay_ns_max") != nullptr || t.get("probability") != nullptr) {
     w.fail(t.source(), path, "only delay faults take delay_ms_max, delay_ns_max and probability");
   } else if (whens != 1) {
-    w.fail(t.source(), path, "give exactly one of at_ms (or at_ns), after_calls, rate_per_s");
+    w.fail(t.source(), path, "give exactly one of at_ms (or at_ns), after_calls, rate_per_s (or rate_per_s_max)");
   }
   if (f.kind == FaultKind::kill || f.kind == FaultKind::delay) {
     f.target = *w.string(t, path, "target", true);

@@ -35,6 +35,7 @@ struct Fault {
   std::optional<std::uint64_t> after_calls;
   std::uint32_t incarnation = 1;    // after_calls: of which incarnation
   std::optional<double> rate_per_s;  // random kills: mean events per virtual second
+  bool rate_from_seed = false;       // swarm testing: the rate is drawn from the seed, uniform in [0, rate_per_s]
   bool torn = false;                 // power_loss: tear the write in progress
   std::uint64_t delay_ns_max = 0;    // delay: each delayed call waits 1..delay_ns_max
   double probability = 1;            // delay: the share of calls delayed

@@ -53,7 +53,7 @@ TEST(Scenario, BadInputIsRefusedWithWhereAndWhat) {
   EXPECT_EQ(error(base + "[[fault]]\nkind = \"kill\"\ntarget = \"ghost\"\nat_ms = 1\n"),
             "s.toml:10:10: fault[0].target: no instance named \"ghost\"");
   EXPECT_EQ(error(base + "[[fault]]\nkind = \"kill\"\ntarget = \"c\"\n"),
-            "s.toml:8:1: fault[0]: give exactly one of at_ms (or at_ns), after_calls, rate_per_s");
+            "s.toml:8:1: fault[0]: give exactly one of at_ms (or at_ns), after_calls, rate_per_s (or rate_per_s_max)");
   EXPECT_EQ(error(base + "[[fault]]\nkind = \"meteor\"\nat_ms = 1\n"),
             "s.toml:9:8: fault[0].kind: expected one of kill, crash_server, power_loss, corrupt, delay, got \"meteor\"");
   EXPECT_EQ(error(base + "[[fault]]\nkind = \"kill\"\ntarget = \"c\"\nat_ms = -1\n"),
