@@ -1,10 +1,23 @@
 #include "libpersist/image.hpp"
 
-#define XXH_INLINE_ALL
+// The checksum is libxxhash's XXH3-64. On x86-64 through the library's
+// dispatch, which hashes with the widest vector unit the CPU has (AVX2,
+// AVX-512) rather than the SSE2 a copy compiled into this file would be
+// limited to: large images hash about twice as fast. Every variant computes
+// the same value.
+#define XXH_STATIC_LINKING_ONLY  // XXH3_state_t on the stack
+#if defined(__x86_64__) && __has_include(<xxh_x86dispatch.h>)
+#include <xxh_x86dispatch.h>
+#else
 #include <xxhash.h>
+#endif
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #include <algorithm>
 #include <cassert>
+#include <cstdint>
 #include <cstring>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -17,17 +30,76 @@ constexpr char magic[8] = {'P', 'S', 'I', 'M', 'I', 'M', 'G', '1'};
 
 // ---------------------------------------------------------------- writing
 
+// A large run of bytes (a region, a big field) is hashed and copied a block at
+// a time: the checksum reads the block from the source, which brings it into
+// cache, and the copy then reads it from there. The image is written in one
+// pass over memory rather than two.
+constexpr std::size_t hash_block_bytes = 16 << 10;
+// Runs at least this long are copied with non-temporal stores: the copy then
+// costs no read of the destination's cache lines before they are written, and
+// does not evict the cache for an image that would not fit in it anyway.
+constexpr std::size_t stream_bytes_min = 1 << 20;
+
+// memcpy with non-temporal stores (where the CPU has them); the caller issues
+// the fence (stream_fence) once the copies are done.
+void copy_streaming(std::byte* to, const std::byte* from, std::size_t n) {
+#if defined(__SSE2__)
+  std::size_t i = std::min<std::size_t>(n, (16 - reinterpret_cast<std::uintptr_t>(to) % 16) % 16);
+  std::memcpy(to, from, i);  // up to the first 16-byte boundary of the destination
+  for (; i + 64 <= n; i += 64) {
+    const __m128i a = _mm_loadu_si128(reinterpret_cast<const __m128i*>(from + i));
+    const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(from + i + 16));
+    const __m128i c = _mm_loadu_si128(reinterpret_cast<const __m128i*>(from + i + 32));
+    const __m128i d = _mm_loadu_si128(reinterpret_cast<const __m128i*>(from + i + 48));
+    _mm_stream_si128(reinterpret_cast<__m128i*>(to + i), a);
+    _mm_stream_si128(reinterpret_cast<__m128i*>(to + i + 16), b);
+    _mm_stream_si128(reinterpret_cast<__m128i*>(to + i + 32), c);
+    _mm_stream_si128(reinterpret_cast<__m128i*>(to + i + 48), d);
+  }
+  std::memcpy(to + i, from + i, n - i);
+#else
+  std::memcpy(to, from, n);
+#endif
+}
+
+void stream_fence() {
+#if defined(__SSE2__)
+  _mm_sfence();
+#endif
+}
+
+// Writes an image into `buf`, already sized for it, and feeds the checksum as
+// it goes: bytes [hashed_, at_) are written but not yet hashed. Every write is
+// bounds-checked: should the size given be short, the buffer grows (and the
+// caller finds at_ past the size it expected).
 class Out {
  public:
-  explicit Out(std::vector<std::byte>& buf) : buf_(buf) {}
-  void u8(std::uint8_t v) { buf_.push_back(static_cast<std::byte>(v)); }
-  void u16(std::uint16_t v) { le(v, 2); }
-  void u32(std::uint32_t v) { le(v, 4); }
-  void u64(std::uint64_t v) { le(v, 8); }
+  Out(std::vector<std::byte>& buf, XXH3_state_t& hash) : buf_(buf), hash_(hash) {}
+  void u8(std::uint8_t v) { le<1>(v); }
+  void u16(std::uint16_t v) { le<2>(v); }
+  void u32(std::uint32_t v) { le<4>(v); }
+  void u64(std::uint64_t v) { le<8>(v); }
   void raw(std::span<const std::byte> b) {
-    const std::size_t at = buf_.size();
-    buf_.resize(at + b.size());
-    if (!b.empty()) std::memcpy(buf_.data() + at, b.data(), b.size());
+    if (b.size() <= hash_block_bytes) {
+      if (!b.empty()) std::memcpy(room(b.size()), b.data(), b.size());
+      return;
+    }
+    // Hashes the source bytes, block by block, then copies the block: the
+    // same bytes the image then holds.
+    hash_pending();
+    std::byte* to = room(b.size());
+    const bool stream = b.size() >= stream_bytes_min;
+    for (std::size_t at = 0; at < b.size(); at += hash_block_bytes) {
+      const std::size_t n = std::min(hash_block_bytes, b.size() - at);
+      XXH3_64bits_update(&hash_, b.data() + at, n);
+      if (stream) {
+        copy_streaming(to + at, b.data() + at, n);
+      } else {
+        std::memcpy(to + at, b.data() + at, n);
+      }
+    }
+    if (stream) stream_fence();
+    hashed_ = at_;
   }
   void str(std::string_view s) {
     u32(static_cast<std::uint32_t>(s.size()));
@@ -37,16 +109,41 @@ class Out {
     u64(b.size());
     raw(b);
   }
+  // Feeds the bytes written since the last call to the checksum.
+  void hash_pending() {
+    XXH3_64bits_update(&hash_, buf_.data() + hashed_, at_ - hashed_);
+    hashed_ = at_;
+  }
+  // The bytes written since the last hash_pending are not part of the checksum
+  // (the magic, the checksum field itself).
+  void unhashed() { hashed_ = at_; }
+  std::size_t written() const { return at_; }
 
  private:
-  void le(std::uint64_t v, int n) {
-    for (int i = 0; i < n; ++i) buf_.push_back(static_cast<std::byte>(v >> (8 * i)));
+  std::byte* room(std::size_t n) {
+    if (n > buf_.size() - at_) [[unlikely]] buf_.resize(at_ + n);
+    std::byte* p = buf_.data() + at_;
+    at_ += n;
+    return p;
+  }
+  template <std::size_t N>
+  void le(std::uint64_t v) {
+    std::byte b[N];
+    for (std::size_t i = 0; i < N; ++i) b[i] = static_cast<std::byte>(v >> (8 * i));
+    std::memcpy(room(N), b, N);
   }
   std::vector<std::byte>& buf_;
+  XXH3_state_t& hash_;
+  std::size_t at_ = 0;
+  std::size_t hashed_ = 0;
 };
 
+// The exact size of an entry's payload (what write_entry writes after the
+// kind and the name).
 std::size_t payload_bytes(const Entry& e) {
   switch (e.kind) {
+    case EntryKind::u64:
+    case EntryKind::i64: return 8;
     case EntryKind::bytes:
     case EntryKind::region: return 8 + e.bytes.size();
     case EntryKind::u64s:
@@ -56,9 +153,11 @@ std::size_t payload_bytes(const Entry& e) {
       for (const auto& [k, v] : e.strings) n += 8 + k.size() + v.size();
       return n;
     }
+    case EntryKind::grant: return 0;
     case EntryKind::file: return 4 + e.file.via.size() + 4 + e.file.path.size() + 1 + 8;
-    default: return 16;
+    case EntryKind::token: return 16;
   }
+  return 0;
 }
 
 void write_entry(Out& out, const Entry& e) {
@@ -258,22 +357,41 @@ void encode(const Image& image, std::vector<std::byte>& out) {
   assert(image.entries.size() <= image_entries_max);
   std::size_t body = 4 + image.program.size() + 4 + 8 + 4;
   for (const Entry& e : image.entries) body += 1 + 4 + e.name.size() + payload_bytes(e);
-  out.clear();
-  out.reserve(image_header_bytes + body);
-  Out w(out);
+  // Sized at once and written in place. A buffer reused from an image of the
+  // same size (the next checkpoint of the same state) is not cleared first:
+  // every byte is written below.
+  out.resize(image_header_bytes + body);
+  // The checksum covers bytes 8..24 (version, flags, reserved, body length)
+  // and the body: it is fed as the image is written, the body length being
+  // known in advance.
+  XXH3_state_t hash;
+  XXH3_64bits_reset(&hash);
+  Out w(out, hash);
   w.raw(std::as_bytes(std::span(magic)));
+  w.unhashed();
   w.u16(image_format_version);
   w.u16(0);
   w.u32(0);
-  w.u64(0);  // body length, set below
+  w.u64(body);
+  w.hash_pending();
   w.u64(0);  // checksum, set below
+  w.unhashed();
   w.str(image.program);
   w.u32(image.program_version);
   w.u64(image.sequence);
   w.u32(static_cast<std::uint32_t>(image.entries.size()));
   for (const Entry& e : image.entries) write_entry(w, e);
-  put_u64_at(out, 16, out.size() - image_header_bytes);
-  put_u64_at(out, 24, checksum(out));
+  w.hash_pending();
+  assert(w.written() == image_header_bytes + body);
+  if (w.written() != image_header_bytes + body) [[unlikely]] {
+    // Not reached (payload_bytes is exact); were it, the length and checksum
+    // would still be right, computed again over what was written.
+    out.resize(w.written());
+    put_u64_at(out, 16, out.size() - image_header_bytes);
+    put_u64_at(out, 24, checksum(out));
+    return;
+  }
+  put_u64_at(out, 24, XXH3_64bits_digest(&hash));
 }
 
 std::vector<std::byte> encode(const Image& image) {
@@ -311,27 +429,40 @@ std::variant<Image, DecodeError> decode(std::span<const std::byte> bytes) {
   image.sequence = in.u64("sequence");
   const std::uint32_t n = in.count("entries", 1 + 4);
   if (in.ok() && n > image_entries_max) in.fail("entries: " + std::to_string(n) + " over " + std::to_string(image_entries_max));
+  // Duplicate names: a scan of the entries so far while they are few, a set
+  // beyond (either finds the first entry whose name came before).
+  constexpr std::size_t scan_entries_max = 16;
   std::set<std::string> names;
+  image.entries.reserve(std::min<std::size_t>(n, 64));
   for (std::uint32_t i = 0; i < n && in.ok(); ++i) {
     const std::size_t at = in.offset();
     const std::uint8_t kind = in.u8("entry kind");
     std::string name = in.str("entry name");
     if (!in.ok()) break;
-    const std::string label = "entry " + std::to_string(i) + " '" + name + "'";
+    // Built only for an error.
+    auto label = [&] { return "entry " + std::to_string(i) + " '" + name + "'"; };
     if (!known_kind(kind)) {
-      in.fail(label + ": unknown kind " + std::to_string(kind));
+      in.fail(label() + ": unknown kind " + std::to_string(kind));
       break;
     }
-    if (!names.insert(name).second) {
-      in.fail(label + ": duplicate name");
+    bool duplicate = false;
+    if (n <= scan_entries_max) {
+      for (const Entry& earlier : image.entries) duplicate = duplicate || earlier.name == name;
+    } else {
+      duplicate = !names.insert(name).second;
+    }
+    if (duplicate) {
+      in.fail(label() + ": duplicate name");
       break;
     }
-    Entry e;
+    Entry& e = image.entries.emplace_back();
     e.kind = static_cast<EntryKind>(kind);
     e.name = std::move(name);
     read_entry(in, e);
-    if (!in.ok()) return DecodeError{in.error_offset(), label + " (at byte " + std::to_string(at) + "): " + in.error()};
-    image.entries.push_back(std::move(e));
+    if (!in.ok()) {
+      name = e.name;
+      return DecodeError{in.error_offset(), label() + " (at byte " + std::to_string(at) + "): " + in.error()};
+    }
   }
   if (!in.ok()) return DecodeError{in.error_offset(), in.error()};
   if (in.left() != 0) return DecodeError{in.offset(), std::to_string(in.left()) + " bytes after the last entry"};

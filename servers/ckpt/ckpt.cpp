@@ -1,6 +1,7 @@
 #include "servers/ckpt/ckpt.hpp"
 
 #include <algorithm>
+#include <map>
 
 #include "servers/supervisor/supervisor.hpp"
 #include "servers/wire.hpp"
@@ -16,15 +17,6 @@ namespace {
 
 constexpr std::string_view record_prefix = "ckpt:";
 constexpr std::uint64_t default_quota_bytes = 4u << 20;
-
-// "ckpt:" slot NUL 16 hex digits of the version: records sort by version.
-std::string record_key(std::string_view slot, std::uint64_t version) {
-  static constexpr char hex[] = "0123456789abcdef";
-  std::string k(record_prefix);
-  k.append(slot).push_back('\0');
-  for (int i = 15; i >= 0; --i) k.push_back(hex[(version >> (4 * i)) & 0xf]);
-  return k;
-}
 
 std::uint64_t slot_bytes(const CkptSlot& s) {
   std::uint64_t n = 0;
@@ -56,28 +48,24 @@ class CkptStore {
     if (badge == 0) return root(in, op, reply);
     CkptSession* s = state_.sessions.find(badge);
     if (s == nullptr) return ServiceError::wrong_session;
+    if (op == static_cast<std::uint64_t>(CkptOp::chunk)) return chunk(badge, *s, in);
     CkptSlot& slot = state_.slots[s->slot];
     switch (static_cast<CkptOp>(op)) {
       case CkptOp::begin: {
         const std::uint64_t size = in.u64();
         if (!in.done()) return ServiceError::malformed;
         if (size > image_bytes_max || size > slot.quota) return ServiceError::quota_exceeded;
-        s->staging.emplace(size);
+        // Zeroed, as a fresh vector would be; in the buffer of the last image
+        // dropped, if there is one, rather than a new allocation.
+        spare_.assign(size, std::byte{0});
+        s->staging.emplace(std::move(spare_));
+        spare_ = {};
         s->written.assign(size, false);
+        covered_[badge] = 0;
         return ServiceError::ok;
       }
-      case CkptOp::chunk: {
-        const std::uint64_t offset = in.u64();
-        const std::span<const std::byte> bytes = in.bytes();
-        if (!in.done() || bytes.size() > chunk_bytes_max) return ServiceError::malformed;
-        if (!s->staging) return ServiceError::failed;
-        if (offset > s->staging->size() || bytes.size() > s->staging->size() - offset) return ServiceError::malformed;
-        std::copy(bytes.begin(), bytes.end(), s->staging->begin() + static_cast<std::ptrdiff_t>(offset));
-        std::fill(s->written.begin() + static_cast<std::ptrdiff_t>(offset),
-                  s->written.begin() + static_cast<std::ptrdiff_t>(offset + bytes.size()), true);
-        return ServiceError::ok;
-      }
-      case CkptOp::commit: return commit(*s, slot, in, reply);
+      case CkptOp::chunk: return chunk(badge, *s, in);
+      case CkptOp::commit: return commit(badge, *s, slot, in, reply);
       case CkptOp::info: {
         if (!in.done()) return ServiceError::malformed;
         if (slot.images.empty()) return ServiceError::not_found;
@@ -115,6 +103,7 @@ class CkptStore {
       const std::uint64_t client = in.u64();
       if (!in.done()) return ServiceError::malformed;
       wire::Writer(reply).u32(static_cast<std::uint32_t>(state_.sessions.close_client(sys_, client)));
+      std::erase_if(covered_, [this](const auto& c) { return state_.sessions.find(c.first) == nullptr; });
       return ServiceError::ok;
     }
     if (op != static_cast<std::uint64_t>(CkptOp::open)) return ServiceError::wrong_session;
@@ -128,10 +117,34 @@ class CkptStore {
     return state_.sessions.open(sys_, ep_, CkptSession{client, slot, std::nullopt, {}}, reply, for_supervisor);
   }
 
-  ServiceError commit(CkptSession& s, CkptSlot& slot, wire::Reader& in, Message& reply) {
+  // Part of the image in progress. (It needs no slot: it writes the session's staging.)
+  ServiceError chunk(std::uint64_t badge, CkptSession& s, wire::Reader& in) {
+    const std::uint64_t offset = in.u64();
+    const std::span<const std::byte> bytes = in.bytes();
+    if (!in.done() || bytes.size() > chunk_bytes_max) return ServiceError::malformed;
+    if (!s.staging) return ServiceError::failed;
+    if (offset > s.staging->size() || bytes.size() > s.staging->size() - offset) return ServiceError::malformed;
+    std::copy(bytes.begin(), bytes.end(), s.staging->begin() + static_cast<std::ptrdiff_t>(offset));
+    std::fill(s.written.begin() + static_cast<std::ptrdiff_t>(offset),
+              s.written.begin() + static_cast<std::ptrdiff_t>(offset + bytes.size()), true);
+    if (const auto c = covered_.find(badge); c != covered_.end() && offset <= c->second) {
+      // Extend the covered prefix over this chunk and any chunks written
+      // ahead of it (each byte is passed over once per image).
+      std::uint64_t& prefix = c->second;
+      prefix = std::max<std::uint64_t>(prefix, offset + bytes.size());
+      while (prefix < s.written.size() && s.written[prefix]) ++prefix;
+    }
+    return ServiceError::ok;
+  }
+
+  ServiceError commit(std::uint64_t badge, CkptSession& s, CkptSlot& slot, wire::Reader& in, Message& reply) {
     if (!in.done()) return ServiceError::malformed;
     if (!s.staging) return ServiceError::failed;
-    if (std::find(s.written.begin(), s.written.end(), false) != s.written.end()) return ServiceError::failed;
+    // Every byte of the image must have come in a chunk.
+    const auto c = covered_.find(badge);
+    const bool complete = c != covered_.end() ? c->second == s.written.size()
+                                              : std::find(s.written.begin(), s.written.end(), false) == s.written.end();
+    if (!complete) return ServiceError::failed;
     // Within quota once the oldest kept image makes room.
     std::uint64_t kept = slot_bytes(slot);
     if (slot.images.size() >= images_kept) kept -= slot.images.begin()->second.size();
@@ -141,18 +154,38 @@ class CkptStore {
     slot.images.emplace(version, std::move(*s.staging));
     s.staging.reset();
     s.written.clear();
+    covered_.erase(badge);
     while (slot.images.size() > images_kept) {
       host_.store.erase(record_key(s.slot, slot.images.begin()->first));
+      spare_ = std::move(slot.images.begin()->second);
       slot.images.erase(slot.images.begin());
     }
     wire::Writer(reply).u64(version);
     return ServiceError::ok;
   }
 
+  // "ckpt:" slot NUL 16 hex digits of the version: records sort by version.
+  // Built in a buffer kept from one commit to the next (valid until the next call).
+  std::string_view record_key(std::string_view slot, std::uint64_t version) {
+    static constexpr char hex[] = "0123456789abcdef";
+    char digits[16];
+    for (int i = 0; i < 16; ++i) digits[15 - i] = hex[(version >> (4 * i)) & 0xf];
+    key_.assign(record_prefix).append(slot).push_back('\0');
+    key_.append(digits, sizeof digits);
+    return key_;
+  }
+
   Sys& sys_;
   Cap<Endpoint> ep_;
   CkptHost& host_;
   CkptState state_;
+  std::string key_;
+  std::vector<std::byte> spare_;  // the bytes of the last image dropped, reused by the next begin
+  // Per session with an image in progress (by badge): every staging byte
+  // below this offset is covered by a chunk (`written` is all true there), so
+  // commit needs no scan of `written`. Chunks written in order keep it at
+  // their end; one written ahead is passed over when the gap before it fills.
+  std::map<std::uint64_t, std::uint64_t> covered_;
 };
 
 Message request_for(CkptOp op) {
@@ -204,8 +237,10 @@ Outcome CkptClient::write(Sys& sys, std::span<const std::byte> image, std::uint6
   Message request = request_for(CkptOp::begin), reply{};
   wire::Writer(request).u64(image.size());
   Outcome o = call(sys, session_, request, reply);
+  // One request message for every chunk: only the label and the payload change
+  // (it carries no capabilities; only `length` bytes are sent).
+  request.label = static_cast<std::uint64_t>(CkptOp::chunk);
   for (std::size_t at = 0; o && at < image.size(); at += chunk_bytes_max) {
-    request = request_for(CkptOp::chunk);
     wire::Writer(request).u64(at).bytes(image.subspan(at, std::min(chunk_bytes_max, image.size() - at)));
     o = call(sys, session_, request, reply);
   }
@@ -230,9 +265,8 @@ Outcome CkptClient::read_newest(Sys& sys, std::vector<std::byte>* image, std::ui
 Outcome CkptClient::read(Sys& sys, std::uint64_t version, std::uint64_t size, std::vector<std::byte>* image) const {
   image->clear();
   image->reserve(size);
-  Message request{}, reply{};
+  Message request = request_for(CkptOp::read), reply{};
   while (image->size() < size) {
-    request = request_for(CkptOp::read);
     wire::Writer(request).u64(version).u64(image->size()).u32(static_cast<std::uint32_t>(chunk_bytes_max));
     const Outcome o = call(sys, session_, request, reply);
     if (!o) return o;
