@@ -104,6 +104,16 @@ class Sessions {
   std::uint64_t next_badge_ = 1;
 };
 
+// RootOp::client_gone, the same in every server: closes the sessions opened
+// for the client named in `in`; answers how many.
+template <class S>
+ServiceError close_client(Sys& sys, Sessions<S>& sessions, wire::Reader& in, Message& reply) {
+  const std::uint64_t client = in.u64();
+  if (!in.done()) return ServiceError::malformed;
+  wire::Writer(reply).u32(static_cast<std::uint32_t>(sessions.close_client(sys, client)));
+  return ServiceError::ok;
+}
+
 // Capabilities a request carried that the handler did not take (it takes one by
 // clearing its handle) are deleted after the request.
 inline void drop_received(Sys& sys, Message& request) {

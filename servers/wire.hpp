@@ -10,6 +10,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "kernel/message.hpp"
 
@@ -105,5 +106,33 @@ class Reader {
   std::size_t at_ = 0;
   bool ok_ = true;
 };
+
+// A canonical byte encoding of a value built piece by piece (a server's whole
+// state, for byte-for-byte comparison): u64 little-endian, length-prefixed bytes.
+class Encoder {
+ public:
+  Encoder& u64(std::uint64_t v) {
+    for (int i = 0; i < 8; ++i) out_.push_back(static_cast<std::byte>(v >> (8 * i)));
+    return *this;
+  }
+  Encoder& bytes(std::span<const std::byte> b) {
+    u64(b.size());
+    out_.insert(out_.end(), b.begin(), b.end());
+    return *this;
+  }
+  Encoder& str(std::string_view s) { return bytes(std::as_bytes(std::span(s.data(), s.size()))); }
+  std::vector<std::byte> take() { return std::move(out_); }
+
+ private:
+  std::vector<std::byte> out_;
+};
+
+// A request with its operation set.
+template <class Op>
+Message request(Op op) {
+  Message m{};
+  m.label = static_cast<std::uint64_t>(op);
+  return m;
+}
 
 }  // namespace persim::servers::wire

@@ -68,12 +68,7 @@ class Console {
     wire::Reader in(request);
     const std::uint64_t op = request.label;
     if (badge == 0) {
-      if (op == static_cast<std::uint64_t>(RootOp::client_gone)) {
-        const std::uint64_t client = in.u64();
-        if (!in.done()) return ServiceError::malformed;
-        wire::Writer(reply).u32(static_cast<std::uint32_t>(state_.sessions.close_client(sys_, client)));
-        return ServiceError::ok;
-      }
+      if (op == static_cast<std::uint64_t>(RootOp::client_gone)) return close_client(sys_, state_.sessions, in, reply);
       if (op != static_cast<std::uint64_t>(ConsoleOp::open)) return ServiceError::wrong_session;
       const std::string stream(in.str());
       const std::uint64_t client = in.u64();
@@ -148,28 +143,16 @@ class Console {
   std::vector<PendingRead> pending_;
 };
 
-Message request_for(ConsoleOp op) {
-  Message m{};
-  m.label = static_cast<std::uint64_t>(op);
-  return m;
-}
 
 }  // namespace
 
 std::vector<std::byte> ConsoleState::encode() const {
-  std::vector<std::byte> out;
-  auto put = [&out](std::uint64_t v) {
-    for (int i = 0; i < 8; ++i) out.push_back(static_cast<std::byte>(v >> (8 * i)));
-  };
-  put(sessions.size());
+  wire::Encoder e;
+  e.u64(sessions.size());
   sessions.for_each([&](std::uint64_t badge, const ConsoleSession& s) {
-    put(badge);
-    put(s.client);
-    put(s.stream.size());
-    for (const char c : s.stream) out.push_back(static_cast<std::byte>(c));
-    put(s.input_at);
+    e.u64(badge).u64(s.client).str(s.stream).u64(s.input_at);
   });
-  return out;
+  return e.take();
 }
 
 void console_main(Sys& sys, ConsoleHost& host) {
@@ -188,7 +171,7 @@ Outcome ConsoleClient::write(Sys& sys, std::string_view text) const {
   do {
     const std::string_view chunk = text.substr(0, chunk_bytes_max);
     text.remove_prefix(chunk.size());
-    Message request = request_for(ConsoleOp::write), reply{};
+    Message request = wire::request(ConsoleOp::write), reply{};
     wire::Writer(request).str(chunk);
     const Outcome o = call(sys, session_, request, reply);
     if (!o) return o;
@@ -197,7 +180,7 @@ Outcome ConsoleClient::write(Sys& sys, std::string_view text) const {
 }
 
 Outcome ConsoleClient::read(Sys& sys, std::uint32_t max, std::string* out, bool* end) const {
-  Message request = request_for(ConsoleOp::read), reply{};
+  Message request = wire::request(ConsoleOp::read), reply{};
   wire::Writer(request).u32(max);
   const Outcome o = call(sys, session_, request, reply);
   if (!o) return o;
@@ -222,21 +205,21 @@ Outcome ConsoleClient::read_line(Sys& sys, std::string* line, bool* end) const {
 }
 
 Outcome ConsoleClient::tell_input(Sys& sys, std::uint64_t* position) const {
-  Message request = request_for(ConsoleOp::tell_input), reply{};
+  Message request = wire::request(ConsoleOp::tell_input), reply{};
   const Outcome o = call(sys, session_, request, reply);
   if (o) *position = wire::Reader(reply).u64();
   return o;
 }
 
 Outcome ConsoleClient::seek_input(Sys& sys, std::uint64_t position) const {
-  Message request = request_for(ConsoleOp::seek_input), reply{};
+  Message request = wire::request(ConsoleOp::seek_input), reply{};
   wire::Writer(request).u64(position);
   return call(sys, session_, request, reply);
 }
 
 Outcome console_open(Sys& sys, Cap<Endpoint> root, std::string_view stream, std::uint64_t client,
                      Cap<Endpoint>* session) {
-  Message request = request_for(ConsoleOp::open), reply{};
+  Message request = wire::request(ConsoleOp::open), reply{};
   if (!wire::Writer(request).str(stream).u64(client).ok()) return {kernel::Error{}, ServiceError::malformed};
   const Outcome o = call(sys, root, request, reply);
   if (o) *session = reply.received_cap<Endpoint>(0);

@@ -34,7 +34,6 @@ bool valid_path(std::string_view p) {
 
 bool is_directory(std::string_view p) { return !p.empty() && p.back() == '/'; }
 
-std::span<const std::byte> as_bytes(std::string_view s) { return std::as_bytes(std::span(s.data(), s.size())); }
 
 class FileServer {
  public:
@@ -58,12 +57,7 @@ class FileServer {
 
  private:
   ServiceError root(wire::Reader& in, std::uint64_t op, Message& reply) {
-    if (op == static_cast<std::uint64_t>(RootOp::client_gone)) {
-      const std::uint64_t client = in.u64();
-      if (!in.done()) return ServiceError::malformed;
-      wire::Writer(reply).u32(static_cast<std::uint32_t>(state_.sessions.close_client(sys_, client)));
-      return ServiceError::ok;
-    }
+    if (op == static_cast<std::uint64_t>(RootOp::client_gone)) return close_client(sys_, state_.sessions, in, reply);
     if (op != static_cast<std::uint64_t>(FsOp::open)) return ServiceError::wrong_session;
     const std::string path(in.str());
     const std::uint8_t mode = in.u8();
@@ -214,28 +208,14 @@ bool fs_mode::parse(std::string_view letters, std::uint8_t* mode) {
 }
 
 std::vector<std::byte> FsState::encode() const {
-  std::vector<std::byte> out;
-  auto put = [&out](std::uint64_t v) {
-    for (int i = 0; i < 8; ++i) out.push_back(static_cast<std::byte>(v >> (8 * i)));
-  };
-  auto put_bytes = [&](std::span<const std::byte> b) {
-    put(b.size());
-    out.insert(out.end(), b.begin(), b.end());
-  };
-  put(files.size());
-  for (const auto& [path, f] : files) {
-    put_bytes(as_bytes(path));
-    put_bytes(f.data);
-  }
-  put(sessions.size());
+  wire::Encoder e;
+  e.u64(files.size());
+  for (const auto& [path, f] : files) e.str(path).bytes(f.data);
+  e.u64(sessions.size());
   sessions.for_each([&](std::uint64_t badge, const FsSession& s) {
-    put(badge);
-    put(s.client);
-    put_bytes(as_bytes(s.path));
-    put(s.mode);
-    put(s.offset);
+    e.u64(badge).u64(s.client).str(s.path).u64(s.mode).u64(s.offset);
   });
-  return out;
+  return e.take();
 }
 
 void file_server_main(Sys& sys, FileServerHost& host) {
@@ -249,18 +229,9 @@ void file_server_main(Sys& sys, FileServerHost& host) {
 
 // ---------------------------------------------------------------- client
 
-namespace {
-
-Message request_for(FsOp op) {
-  Message m{};
-  m.label = static_cast<std::uint64_t>(op);
-  return m;
-}
-
-}  // namespace
 
 Outcome FsClient::read(Sys& sys, std::uint32_t max, std::string* out) const {
-  Message request = request_for(FsOp::read), reply{};
+  Message request = wire::request(FsOp::read), reply{};
   wire::Writer(request).u32(max);
   const Outcome o = call(sys, session_, request, reply);
   if (!o) return o;
@@ -272,7 +243,7 @@ Outcome FsClient::read(Sys& sys, std::uint32_t max, std::string* out) const {
 }
 
 Outcome FsClient::write(Sys& sys, std::string_view bytes, std::uint64_t* offset_after) const {
-  Message request = request_for(FsOp::write), reply{};
+  Message request = wire::request(FsOp::write), reply{};
   if (!wire::Writer(request).str(bytes).ok()) return {kernel::Error{}, ServiceError::malformed};
   const Outcome o = call(sys, session_, request, reply);
   if (o && offset_after != nullptr) *offset_after = wire::Reader(reply).u64();
@@ -280,13 +251,13 @@ Outcome FsClient::write(Sys& sys, std::string_view bytes, std::uint64_t* offset_
 }
 
 Outcome FsClient::seek(Sys& sys, std::uint64_t offset) const {
-  Message request = request_for(FsOp::seek), reply{};
+  Message request = wire::request(FsOp::seek), reply{};
   wire::Writer(request).u64(offset);
   return call(sys, session_, request, reply);
 }
 
 Outcome FsClient::stat(Sys& sys, std::uint64_t* offset, std::uint64_t* size) const {
-  Message request = request_for(FsOp::stat), reply{};
+  Message request = wire::request(FsOp::stat), reply{};
   const Outcome o = call(sys, session_, request, reply);
   if (!o) return o;
   wire::Reader in(reply);
@@ -296,13 +267,13 @@ Outcome FsClient::stat(Sys& sys, std::uint64_t* offset, std::uint64_t* size) con
 }
 
 Outcome FsClient::truncate(Sys& sys, std::uint64_t size) const {
-  Message request = request_for(FsOp::truncate), reply{};
+  Message request = wire::request(FsOp::truncate), reply{};
   wire::Writer(request).u64(size);
   return call(sys, session_, request, reply);
 }
 
 Outcome FsClient::open(Sys& sys, std::string_view relative, std::uint8_t mode, FsClient* file) const {
-  Message request = request_for(FsOp::open), reply{};
+  Message request = wire::request(FsOp::open), reply{};
   if (!wire::Writer(request).str(relative).u8(mode).ok()) return {kernel::Error{}, ServiceError::malformed};
   const Outcome o = call(sys, session_, request, reply);
   if (o) *file = FsClient(reply.received_cap<Endpoint>(0));
@@ -310,14 +281,14 @@ Outcome FsClient::open(Sys& sys, std::string_view relative, std::uint8_t mode, F
 }
 
 Outcome FsClient::remove(Sys& sys, std::string_view relative) const {
-  Message request = request_for(FsOp::remove), reply{};
+  Message request = wire::request(FsOp::remove), reply{};
   if (!wire::Writer(request).str(relative).ok()) return {kernel::Error{}, ServiceError::malformed};
   return call(sys, session_, request, reply);
 }
 
 Outcome fs_open(Sys& sys, Cap<Endpoint> root, std::string_view path, std::uint8_t mode, std::uint64_t client,
                 Cap<Endpoint>* session) {
-  Message request = request_for(FsOp::open), reply{};
+  Message request = wire::request(FsOp::open), reply{};
   if (!wire::Writer(request).str(path).u8(mode).u64(client).ok()) return {kernel::Error{}, ServiceError::malformed};
   const Outcome o = call(sys, root, request, reply);
   if (o) *session = reply.received_cap<Endpoint>(0);

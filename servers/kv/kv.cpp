@@ -84,12 +84,7 @@ class KvStore {
 
  private:
   ServiceError root(wire::Reader& in, std::uint64_t op, Message& reply) {
-    if (op == static_cast<std::uint64_t>(RootOp::client_gone)) {
-      const std::uint64_t client = in.u64();
-      if (!in.done()) return ServiceError::malformed;
-      wire::Writer(reply).u32(static_cast<std::uint32_t>(state_.sessions.close_client(sys_, client)));
-      return ServiceError::ok;
-    }
+    if (op == static_cast<std::uint64_t>(RootOp::client_gone)) return close_client(sys_, state_.sessions, in, reply);
     if (op != static_cast<std::uint64_t>(KvOp::open)) return ServiceError::wrong_session;
     const std::string table(in.str());
     const std::uint64_t client = in.u64();
@@ -173,40 +168,20 @@ class KvStore {
   KvState state_;
 };
 
-Message request_for(KvOp op) {
-  Message m{};
-  m.label = static_cast<std::uint64_t>(op);
-  return m;
-}
 
 }  // namespace
 
 std::vector<std::byte> KvState::encode() const {
-  std::vector<std::byte> out;
-  auto put = [&out](std::uint64_t v) {
-    for (int i = 0; i < 8; ++i) out.push_back(static_cast<std::byte>(v >> (8 * i)));
-  };
-  auto put_str = [&](std::string_view s) {
-    put(s.size());
-    for (const char c : s) out.push_back(static_cast<std::byte>(c));
-  };
+  wire::Encoder e;
   // Empty tables are an artefact of lookups: leave them out.
   for (const auto& [name, table] : tables) {
     if (table.empty()) continue;
-    put_str(name);
-    put(table.size());
-    for (const auto& [k, v] : table) {
-      put_str(k);
-      put_str(v);
-    }
+    e.str(name).u64(table.size());
+    for (const auto& [k, v] : table) e.str(k).str(v);
   }
-  put(sessions.size());
-  sessions.for_each([&](std::uint64_t badge, const KvSession& s) {
-    put(badge);
-    put(s.client);
-    put_str(s.table);
-  });
-  return out;
+  e.u64(sessions.size());
+  sessions.for_each([&](std::uint64_t badge, const KvSession& s) { e.u64(badge).u64(s.client).str(s.table); });
+  return e.take();
 }
 
 void kv_main(Sys& sys, KvHost& host) {
@@ -219,7 +194,7 @@ void kv_main(Sys& sys, KvHost& host) {
 }
 
 Outcome KvClient::get(Sys& sys, std::string_view key, std::string* value) const {
-  Message request = request_for(KvOp::get), reply{};
+  Message request = wire::request(KvOp::get), reply{};
   if (!wire::Writer(request).str(key).ok()) return {kernel::Error{}, ServiceError::malformed};
   const Outcome o = call(sys, session_, request, reply);
   if (o) value->assign(wire::Reader(reply).str());
@@ -227,20 +202,20 @@ Outcome KvClient::get(Sys& sys, std::string_view key, std::string* value) const 
 }
 
 Outcome KvClient::put(Sys& sys, std::string_view key, std::string_view value) const {
-  Message request = request_for(KvOp::put), reply{};
+  Message request = wire::request(KvOp::put), reply{};
   if (!wire::Writer(request).str(key).str(value).ok()) return {kernel::Error{}, ServiceError::malformed};
   return call(sys, session_, request, reply);
 }
 
 Outcome KvClient::del(Sys& sys, std::string_view key) const {
-  Message request = request_for(KvOp::del), reply{};
+  Message request = wire::request(KvOp::del), reply{};
   if (!wire::Writer(request).str(key).ok()) return {kernel::Error{}, ServiceError::malformed};
   return call(sys, session_, request, reply);
 }
 
 Outcome KvClient::cas(Sys& sys, std::string_view key, std::optional<std::string_view> expected,
                       std::optional<std::string_view> desired) const {
-  Message request = request_for(KvOp::cas), reply{};
+  Message request = wire::request(KvOp::cas), reply{};
   wire::Writer w(request);
   w.str(key).u8(expected.has_value());
   if (expected) w.str(*expected);
@@ -251,7 +226,7 @@ Outcome KvClient::cas(Sys& sys, std::string_view key, std::optional<std::string_
 }
 
 Outcome KvClient::txn(Sys& sys, const std::vector<KvTxnOp>& ops, std::uint8_t* failed) const {
-  Message request = request_for(KvOp::txn), reply{};
+  Message request = wire::request(KvOp::txn), reply{};
   wire::Writer w(request);
   w.u8(static_cast<std::uint8_t>(ops.size()));
   for (const KvTxnOp& op : ops) {
@@ -266,7 +241,7 @@ Outcome KvClient::txn(Sys& sys, const std::vector<KvTxnOp>& ops, std::uint8_t* f
 
 Outcome kv_open(Sys& sys, Cap<Endpoint> root, std::string_view table, std::uint64_t client,
                 Cap<Endpoint>* session) {
-  Message request = request_for(KvOp::open), reply{};
+  Message request = wire::request(KvOp::open), reply{};
   if (!wire::Writer(request).str(table).u64(client).ok()) return {kernel::Error{}, ServiceError::malformed};
   const Outcome o = call(sys, root, request, reply);
   if (o) *session = reply.received_cap<Endpoint>(0);
