@@ -52,7 +52,7 @@ python3 -c "import json; [json.loads(l) for l in open('$work/e.jsonl')]" || fail
 python3 -c "import json; m=json.load(open('$work/m.json')); assert m['ok'] and m['restarts']==1" || fail "metrics JSON"
 
 # sweep: a few hundred seeds, one process each, merged CSV.
-expect_status 0 "sweep" "$persim" sweep "$src/examples/scenarios/bank-group.toml" --seeds 1..300 --jobs 2 --out "$work/sweep.csv"
+expect_status 0 "sweep" "$persim" sweep "$src/examples/scenarios/bank-kills.toml" --seeds 1..300 --jobs 2 --out "$work/sweep.csv"
 [ "$(wc -l <"$work/sweep.csv")" -eq 301 ] || fail "sweep CSV has $(wc -l <"$work/sweep.csv") lines, expected 301"
 expect_status 2 "bad --seeds" "$persim" sweep "$scenario" --seeds 9..1
 grep -q "expected A..B with A <= B" "$work/err" || fail "bad --seeds message"
@@ -60,7 +60,7 @@ grep -q "expected A..B with A <= B" "$work/err" || fail "bad --seeds message"
 # The same sweep under GNU parallel, merged with persim merge.
 if command -v parallel >/dev/null; then
   mkdir -p "$work/par"
-  parallel --will-cite -j 2 "$persim" run "$src/examples/scenarios/bank-group.toml" --quiet --seed {} --metrics "$work/par/{}.csv" ::: $(seq 1 40) ||
+  parallel --will-cite -j 2 "$persim" run "$src/examples/scenarios/bank-kills.toml" --quiet --seed {} --metrics "$work/par/{}.csv" ::: $(seq 1 40) ||
     fail "GNU parallel runs failed"
   "$persim" merge "$work"/par/*.csv >"$work/par.csv" || fail "merge failed"
   [ "$(wc -l <"$work/par.csv")" -eq 41 ] || fail "merged CSV has $(wc -l <"$work/par.csv") lines, expected 41"

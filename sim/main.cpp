@@ -26,6 +26,20 @@ namespace {
 constexpr int exit_ok = 0;
 constexpr int exit_failed = 1;     // expectations did not hold, determinism broken, an image invalid
 constexpr int exit_bad_input = 2;  // the scenario, an argument or a file is wrong
+constexpr std::uint64_t seed_max = std::uint64_t{1} << 62;  // as in scenario files
+
+// Whether every output file can be written, before anything runs.
+bool outputs_writable(const Outputs& o) {
+  for (const std::string* path : {&o.trace_path, &o.events_path, &o.metrics_path}) {
+    if (path->empty()) continue;
+    std::ofstream probe(*path, std::ios::app);
+    if (!probe) {
+      std::fprintf(stderr, "%s: cannot write\n", path->c_str());
+      return false;
+    }
+  }
+  return true;
+}
 
 // Loads a scenario and applies --set overrides; prints the error and returns null on bad input.
 std::optional<Scenario> load(const std::string& path, const std::vector<std::string>& overrides) {
@@ -47,7 +61,7 @@ std::optional<Scenario> load(const std::string& path, const std::vector<std::str
 int cmd_run(const std::string& path, std::optional<std::uint64_t> seed, const Outputs& outputs_in, bool quiet,
             const std::vector<std::string>& overrides) {
   const auto s = load(path, overrides);
-  if (!s) return exit_bad_input;
+  if (!s || !outputs_writable(outputs_in)) return exit_bad_input;
   const std::uint64_t run_seed = seed.value_or(s->seed);
   Outputs outputs = outputs_in;
   outputs.timeline = quiet ? nullptr : stdout;
@@ -166,6 +180,14 @@ int cmd_sweep(const std::string& path, const std::string& seeds, unsigned jobs, 
                           static_cast<unsigned long long>(total), static_cast<unsigned long long>(failed));
   }
   if (tty) std::fprintf(stderr, "\n");
+  // A run that died without writing its metrics still gets its row: not ok.
+  for (std::uint64_t seed_i = range->first; seed_i <= range->second; ++seed_i) {
+    const std::filesystem::path metrics = dir / (std::to_string(seed_i) + ".csv");
+    if (std::filesystem::exists(metrics)) continue;
+    Metrics lost;
+    lost.seed = seed_i;
+    std::ofstream(metrics) << metrics_csv_header() << '\n' << metrics_csv_row(lost, false) << '\n';
+  }
   std::ofstream file;
   if (!out_path.empty()) file.open(out_path);
   const int merged = merge_csv(files, out_path.empty() ? std::cout : file);
@@ -274,7 +296,17 @@ int main(int argc, char** argv) {
 
   CLI::App* list = app.add_subcommand("programs", "list the programs scenarios can run, with their parameters");
 
-  CLI11_PARSE(app, argc, argv);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    // Help and version are not errors; every mistake on the command line is bad input.
+    return app.exit(e) == 0 ? exit_ok : exit_bad_input;
+  }
+  if (seed && *seed > seed_max) {
+    std::fprintf(stderr, "--seed %llu: at most %llu\n", static_cast<unsigned long long>(*seed),
+                 static_cast<unsigned long long>(seed_max));
+    return exit_bad_input;
+  }
   if (*run) return cmd_run(scenario, seed, outputs, quiet, overrides);
   if (*check) return cmd_check(scenario, seed, overrides);
   if (*sweep) return cmd_sweep(scenario, seeds, jobs, overrides, sweep_out);

@@ -23,7 +23,8 @@ struct ParamSpec {
 struct ProgramKind {
   std::string name;
   std::string summary;
-  std::vector<std::string> grants;  // what its manifest should grant
+  std::vector<std::string> grants;           // what its manifest should grant, described
+  std::vector<std::string> required_grants;  // the grant names it cannot start without
   std::vector<ParamSpec> params;
   // Builds the entry for `params` (every name checked against `params`).
   // Returns an error message naming the bad parameter, or the entry.

@@ -39,36 +39,38 @@ std::string hex64(std::uint64_t v) {
   return buf;
 }
 
-// Watches every kernel event: names processes, writes JSON Lines, builds the
-// Chrome trace, and notes deaths and refused handles for the timeline.
+// Watches every kernel event: names processes, collects JSON Lines events,
+// builds the Chrome trace, and notes deaths and refused handles for the timeline.
 class Recorder : public kernel::TraceSink {
  public:
-  Recorder(const kernel::Node& node, const Outputs& out) : node_(node) {
-    if (!out.events_path.empty()) events_.open(out.events_path);
-    trace_enabled_ = !out.trace_path.empty();
-  }
+  Recorder(const kernel::Node& node, const Outputs& out)
+      : node_(node), events_enabled_(!out.events_path.empty()), trace_enabled_(!out.trace_path.empty()) {}
 
   void on_event(const TraceEvent& e) override {
-    const std::string who = name_of(e);
-    if (e.op == Op::spawn) names_[key(e.process, e.process_generation)] = node_.name({e.process, e.process_generation});
-    if (events_.is_open()) {
+    if (e.op == Op::spawn) {
+      const std::string spawned = node_.name({e.process, e.process_generation});
+      names_[key(e.process, e.process_generation)] = spawned;
+      newest_[e.process] = spawned;
+    }
+    const std::string name = name_of(e);
+    // A process that never ran (a start refused) does not count as a death.
+    if (e.op == Op::start) started_.insert(key(e.process, e.process_generation));
+    if (e.op == Op::process_start && e.peer != 0) started_.insert(key(e.peer, current_generation(e.peer)));
+    const bool ran = started_.contains(key(e.process, e.process_generation));
+    if (events_enabled_) {
       nlohmann::ordered_json j;
       j["t_ns"] = e.time_ns;
       j["source"] = "kernel";
-      j["process"] = name_of(e);
+      j["process"] = name;
       j["op"] = std::string(kernel::to_string(e.op));
       if (e.error != 0) j["error"] = std::string(kernel::to_string(static_cast<kernel::Error>(e.error)));
       if (e.peer != 0) j["peer"] = peer_name(e.peer);
       j["arg"] = e.arg;
-      events_ << j.dump() << '\n';
+      add_event(e.time_ns, std::move(j));
     }
-    const std::string name = name_of(e);
-    if (e.op == Op::death) timeline.push_back({e.time_ns, name, "killed"});
-    if (e.op == Op::crash) timeline.push_back({e.time_ns, name, "crashed"});
-    if (e.op == Op::death || e.op == Op::crash) {
-      ++deaths;
-      last_death_[instance_of(name)] = e.time_ns;
-    }
+    if (ran && e.op == Op::death) timeline.push_back({e.time_ns, name, "killed"});
+    if (ran && e.op == Op::crash) timeline.push_back({e.time_ns, name, "crashed"});
+    if (ran && (e.op == Op::death || e.op == Op::crash)) ++deaths;
     if (e.error != 0 && kernel::is_lookup_error(static_cast<kernel::Error>(e.error)) &&
         e.error != static_cast<std::uint8_t>(kernel::Error::severed))
       timeline.push_back({e.time_ns, name,
@@ -77,23 +79,31 @@ class Recorder : public kernel::TraceSink {
     if (trace_enabled_) chrome(e, name);
   }
 
-  void write_events_line(const nlohmann::ordered_json& j) {
-    if (events_.is_open()) events_ << j.dump() << '\n';
+  void add_event(std::uint64_t time_ns, nlohmann::ordered_json j) {
+    if (events_enabled_) events_.emplace_back(time_ns, j.dump());
   }
 
-  // The Chrome trace: one track per process, IPC as flows from the replier to the caller.
+  // All events, in time order (the kernel's and the supervisor's, merged).
+  bool write_events(const std::string& path) {
+    std::ofstream out(path);
+    std::stable_sort(events_.begin(), events_.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+    for (const auto& [t, line] : events_) out << line << '\n';
+    return static_cast<bool>(out);
+  }
+
+  // The Chrome trace: one track per process incarnation, IPC as flows from
+  // the replier to the caller.
   void chrome(const TraceEvent& e, const std::string& name) {
-    const std::uint32_t tid = e.process;
-    if (tid != 0 && named_tracks_.insert(tid).second)
-      trace_.push_back({{"ph", "M"}, {"pid", 1}, {"tid", tid}, {"name", "thread_name"}, {"args", {{"name", name}}}});
+    const std::uint32_t tid = e.process == 0 ? 0 : track(key(e.process, e.process_generation), name);
     const double ts = static_cast<double>(e.time_ns) / 1000.0;
     const std::string op(kernel::to_string(e.op));
     if (e.op == Op::reply && e.peer != 0 && e.error == 0) {
+      const std::uint32_t caller = track(key(e.peer, current_generation(e.peer)), peer_name(e.peer));
       const std::uint64_t id = ++flows_;
       trace_.push_back({{"ph", "X"}, {"pid", 1}, {"tid", tid}, {"ts", ts}, {"dur", 0.05}, {"name", "reply"}});
       trace_.push_back({{"ph", "s"}, {"pid", 1}, {"tid", tid}, {"ts", ts}, {"id", id}, {"name", "ipc"}, {"cat", "ipc"}});
-      trace_.push_back({{"ph", "X"}, {"pid", 1}, {"tid", e.peer}, {"ts", ts + 0.05}, {"dur", 0.05}, {"name", "call returns"}});
-      trace_.push_back({{"ph", "f"}, {"bp", "e"}, {"pid", 1}, {"tid", e.peer}, {"ts", ts + 0.05}, {"id", id},
+      trace_.push_back({{"ph", "X"}, {"pid", 1}, {"tid", caller}, {"ts", ts + 0.05}, {"dur", 0.05}, {"name", "call returns"}});
+      trace_.push_back({{"ph", "f"}, {"bp", "e"}, {"pid", 1}, {"tid", caller}, {"ts", ts + 0.05}, {"id", id},
                         {"name", "ipc"}, {"cat", "ipc"}});
       return;
     }
@@ -109,20 +119,14 @@ class Recorder : public kernel::TraceSink {
                         {"name", name + ": " + what}});
   }
 
-  void write_trace(const std::string& path) {
+  bool write_trace(const std::string& path) {
     nlohmann::json doc;
     trace_.push_back({{"ph", "M"}, {"pid", 1}, {"name", "process_name"}, {"args", {{"name", "node"}}}});
     doc["traceEvents"] = std::move(trace_);
     doc["displayTimeUnit"] = "ns";
-    std::ofstream(path) << doc.dump() << '\n';
-  }
-
-  std::string instance_of(const std::string& process_name) const {
-    return process_name.substr(0, process_name.find('#'));
-  }
-  std::optional<std::uint64_t> last_death(const std::string& instance) const {
-    const auto it = last_death_.find(instance);
-    return it != last_death_.end() ? std::optional(it->second) : std::nullopt;
+    std::ofstream out(path);
+    out << doc.dump() << '\n';
+    return static_cast<bool>(out);
   }
 
   std::vector<TimelineEntry> timeline;
@@ -137,19 +141,33 @@ class Recorder : public kernel::TraceSink {
     const auto it = names_.find(key(e.process, e.process_generation));
     return it != names_.end() ? it->second : "#" + std::to_string(e.process);
   }
+  // The peer of an event is named by slot only: the process spawned there last.
   std::string peer_name(std::uint32_t index) const {
+    const auto it = newest_.find(index);
+    return it != newest_.end() ? it->second : "#" + std::to_string(index);
+  }
+  std::uint32_t current_generation(std::uint32_t index) const {
     for (const auto& [k, n] : names_)
-      if (static_cast<std::uint32_t>(k) == index) return n;  // newest generation wins below
-    return "#" + std::to_string(index);
+      if (static_cast<std::uint32_t>(k) == index && n == peer_name(index)) return static_cast<std::uint32_t>(k >> 32);
+    return 0;
+  }
+  // A track per incarnation, numbered in order of appearance.
+  std::uint32_t track(std::uint64_t process_key, const std::string& name) {
+    const auto [it, fresh] = tracks_.emplace(process_key, static_cast<std::uint32_t>(tracks_.size() + 1));
+    if (fresh)
+      trace_.push_back({{"ph", "M"}, {"pid", 1}, {"tid", it->second}, {"name", "thread_name"}, {"args", {{"name", name}}}});
+    return it->second;
   }
 
   const kernel::Node& node_;
   std::map<std::uint64_t, std::string> names_;
-  std::map<std::string, std::uint64_t> last_death_;
-  std::ofstream events_;
-  bool trace_enabled_ = false;
+  std::map<std::uint32_t, std::string> newest_;
+  std::set<std::uint64_t> started_;
+  bool events_enabled_;
+  std::vector<std::pair<std::uint64_t, std::string>> events_;
+  bool trace_enabled_;
   nlohmann::json trace_ = nlohmann::json::array();
-  std::set<std::uint32_t> named_tracks_;
+  std::map<std::uint64_t, std::uint32_t> tracks_;
   std::uint64_t flows_ = 0;
 };
 
@@ -161,9 +179,10 @@ void schedule_faults(const Scenario& s, std::uint64_t seed, System& system, Reco
     const Fault& f = s.faults[i];
     auto kill = [&system, &rec, f](kernel::Node& n) {
       const auto pid = system.process_of(f.target);
-      rec.timeline.push_back({n.now_ns(), "fault", "kill " + f.target + (pid ? "" : " (not running)")});
+      if (!pid) return;  // between incarnations, or done: nothing to kill
+      rec.timeline.push_back({n.now_ns(), "fault", "kill " + f.target});
       rec.add_instant(n.now_ns(), "fault", "kill " + f.target);
-      if (pid) (void)n.kill(*pid);
+      (void)n.kill(*pid);
     };
     if (f.kind == FaultKind::delay) {
       node.delay_calls(f.target + "#", f.delay_ns_max, static_cast<std::uint32_t>(f.probability * 1e6 + 0.5));
@@ -171,12 +190,21 @@ void schedule_faults(const Scenario& s, std::uint64_t seed, System& system, Reco
     }
     if (f.kind != FaultKind::kill) continue;  // power loss and corruption: not wired into scenarios yet
     if (f.at_ns) node.at(*f.at_ns, kill);
-    if (f.after_calls) node.kill_at_call(f.target + "#" + std::to_string(f.incarnation), *f.after_calls);
+    if (f.after_calls) {
+      const std::string process = f.target + "#" + std::to_string(f.incarnation);
+      node.kill_at_call(process, *f.after_calls);
+      rec.timeline.push_back({0, "fault", "armed: kill " + process + " at its kernel call " + std::to_string(*f.after_calls)});
+    }
     if (f.rate_per_s) {
       // Exponential gaps with the given mean rate, from this fault's own stream.
       kernel::Rng rng = faults_rng.split(i);
       // Swarm testing: each seed draws its own rate, so a sweep covers calm and stormy runs.
       const double rate = f.rate_from_seed ? *f.rate_per_s * static_cast<double>(rng.below(1'000'001)) / 1e6 : *f.rate_per_s;
+      if (f.rate_from_seed) {
+        char text[64];
+        std::snprintf(text, sizeof text, "%.1f", rate);
+        rec.timeline.push_back({0, "fault", "kills of " + f.target + " at " + text + " per second (drawn from the seed)"});
+      }
       if (rate <= 0) continue;
       const double mean_gap_ns = 1e9 / rate;
       for (double t = 0;;) {
@@ -249,7 +277,8 @@ std::uint64_t count_forgeries(System& system) {
   for (const auto& [stream, text] : system.console().output) {
     std::istringstream lines(text);
     for (std::string line; std::getline(lines, line);)
-      n += (line.find("ACCEPTED") != std::string::npos ||
+      // What the forger program reports: a made-up handle accepted, or a restore answered ok.
+      n += ((line.rfind("made-up handle ", 0) == 0 && line.ends_with(": ACCEPTED")) ||
             (line.rfind("restore through ", 0) == 0 && line.ends_with(": ok")))
                ? 1
                : 0;
@@ -267,7 +296,8 @@ void print_timeline(std::FILE* out, std::vector<TimelineEntry> entries) {
 }  // namespace
 
 std::string reproduce_line(const Scenario& s, std::uint64_t seed, const std::vector<std::string>& overrides) {
-  std::string line = "persim " PERSIM_VERSION "  scenario " + s.source + " (" + hex64(s.text_hash) + ")  seed " +
+  std::string line = "persim " PERSIM_VERSION "  scenario " + s.source + " (" + hex64(s.text_hash) + ")" +
+                     (s.name.empty() ? "" : " \"" + s.name + "\"") + "  seed " +
                      std::to_string(seed) + "  reproduce: persim run " + s.source + " --seed " + std::to_string(seed);
   for (const std::string& o : overrides) line += " --set " + o;
   return line;
@@ -278,6 +308,7 @@ RunResult run_scenario(const Scenario& s, std::uint64_t seed, const Outputs& out
   Metrics& m = result.metrics;
   m.seed = seed;
   m.scenario_hash = s.text_hash;
+  for (const std::string& o : s.overrides) m.overrides += (m.overrides.empty() ? "" : ";") + o;
   kernel::NodeConfig config;
   config.seed = seed;
   config.kernel_call_cost_ns = s.kernel_call_cost_ns;
@@ -344,6 +375,7 @@ RunResult run_scenario(const Scenario& s, std::uint64_t seed, const Outputs& out
       const std::uint64_t recovery = e.time_ns - died_at[e.instance];
       m.recovery_virtual_ns_max = std::max(m.recovery_virtual_ns_max, recovery);
       m.recovery_virtual_ns_total += recovery;
+      ++m.recoveries;
       died_at.erase(e.instance);
     }
     if (e.kind == SupervisorEventKind::announced || e.kind == SupervisorEventKind::waiting) continue;
@@ -354,7 +386,7 @@ RunResult run_scenario(const Scenario& s, std::uint64_t seed, const Outputs& out
     nlohmann::ordered_json j{{"t_ns", e.time_ns}, {"source", "supervisor"}, {"instance", e.instance},
                              {"incarnation", e.incarnation}, {"kind", std::string(to_string(e.kind))},
                              {"detail", e.detail}};
-    rec.write_events_line(j);
+    rec.add_event(e.time_ns, std::move(j));
   }
   for (const servers::RestartRecord& r : system.supervisor().restarts) {
     ++m.restarts;
@@ -369,7 +401,8 @@ RunResult run_scenario(const Scenario& s, std::uint64_t seed, const Outputs& out
                                 (refused.empty() ? "" : "; refused [" + refused + "]")});
   }
   result.failed = check(s, system, m);
-  if (!out.trace_path.empty()) rec.write_trace(out.trace_path);
+  if (!out.trace_path.empty() && !rec.write_trace(out.trace_path)) result.error = out.trace_path + ": cannot write";
+  if (!out.events_path.empty() && !rec.write_events(out.events_path)) result.error = out.events_path + ": cannot write";
 
   if (out.timeline != nullptr) {
     print_timeline(out.timeline, rec.timeline);
@@ -382,12 +415,13 @@ RunResult run_scenario(const Scenario& s, std::uint64_t seed, const Outputs& out
     std::fprintf(out.timeline,
                  "\nsummary: %s ms virtual in %.4f s wall (virtual/wall %.1fx); %llu kernel calls; %llu deaths, "
                  "%llu restarts, %llu refused starts\n"
-                 "  work re-done: %llu console lines; recovery (death to restart, virtual): max %s ms\n"
+                 "  work re-done: %llu console lines; recovery (death to restart, virtual): mean %s ms, max %s ms\n"
                  "  audit: %llu failed lookups, %llu refused restores, %llu forgeries accepted\n"
                  "  checkpoint store: %llu images, %llu bytes; trace hash %s\n",
                  ms(m.virtual_ns).c_str(), m.wall_s, ratio, static_cast<unsigned long long>(m.kernel_calls),
                  static_cast<unsigned long long>(m.deaths), static_cast<unsigned long long>(m.restarts),
                  static_cast<unsigned long long>(m.refused_grants), static_cast<unsigned long long>(m.redone_lines),
+                 ms(m.recoveries == 0 ? 0 : m.recovery_virtual_ns_total / m.recoveries).c_str(),
                  ms(m.recovery_virtual_ns_max).c_str(), static_cast<unsigned long long>(m.failed_lookups),
                  static_cast<unsigned long long>(m.refused_restores),
                  static_cast<unsigned long long>(m.forgeries_accepted),
@@ -413,7 +447,7 @@ RunResult run_scenario(const Scenario& s, std::uint64_t seed, const Outputs& out
 std::string metrics_csv_header() {
   return "seed,scenario_hash,ok,trace_hash,virtual_ns,wall_s,kernel_calls,processes_started,deaths,restarts,"
          "refused_grants,failed_lookups,refused_restores,forgeries_accepted,redone_lines,recovery_virtual_ns_max,"
-         "checkpoint_images,checkpoint_bytes";
+         "checkpoint_images,checkpoint_bytes,overrides";
 }
 
 std::string metrics_csv_row(const Metrics& m, bool ok) {
@@ -422,7 +456,7 @@ std::string metrics_csv_row(const Metrics& m, bool ok) {
       << m.virtual_ns << ',' << m.wall_s << ',' << m.kernel_calls << ',' << m.processes_started << ',' << m.deaths
       << ',' << m.restarts << ',' << m.refused_grants << ',' << m.failed_lookups << ',' << m.refused_restores << ','
       << m.forgeries_accepted << ',' << m.redone_lines << ',' << m.recovery_virtual_ns_max << ','
-      << m.checkpoint_images << ',' << m.checkpoint_bytes;
+      << m.checkpoint_images << ',' << m.checkpoint_bytes << ",\"" << m.overrides << '"';
   return row.str();
 }
 
@@ -447,6 +481,8 @@ std::string metrics_json(const Metrics& m, const std::vector<std::string>& faile
   j["recovery_virtual_ns_max"] = m.recovery_virtual_ns_max;
   j["checkpoint_images"] = m.checkpoint_images;
   j["checkpoint_bytes"] = m.checkpoint_bytes;
+  j["recoveries"] = m.recoveries;
+  j["overrides"] = m.overrides;
   return j.dump(2);
 }
 

@@ -38,6 +38,8 @@ struct Metrics {
   std::uint64_t redone_lines = 0;           // console lines printed more than once: effects re-done
   std::uint64_t recovery_virtual_ns_max = 0;  // death to the next incarnation's start, worst case
   std::uint64_t recovery_virtual_ns_total = 0;
+  std::uint64_t recoveries = 0;
+  std::string overrides;  // the --set assignments of the run, ';'-separated
   std::uint64_t checkpoint_images = 0;      // images kept by the checkpoint store at the end
   std::uint64_t checkpoint_bytes = 0;
 };

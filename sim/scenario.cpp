@@ -26,6 +26,8 @@ void read_scenario_table(const Walker& w, const toml::table& t, Scenario& s) {
   w.only(t, path, {"name", "seed", "stop_ms", "stop_ns", "strategy"});
   s.name = w.string(t, path, "name", false).value_or("");
   if (const auto seed = w.integer(t, path, "seed", 0, ns_max)) s.seed = static_cast<std::uint64_t>(*seed);
+  if (t.get("stop_ms") != nullptr && t.get("stop_ns") != nullptr)
+    w.fail(t.get("stop_ns")->source(), path + ".stop_ns", "give stop_ms or stop_ns, not both");
   if (const auto ms = w.real(t, path, "stop_ms", 0)) s.stop_ns = ms_to_ns(*ms);
   if (const auto ns = w.integer(t, path, "stop_ns", 0, ns_max)) s.stop_ns = static_cast<std::uint64_t>(*ns);
   if (const auto strategy = w.string(t, path, "strategy", false); strategy && *strategy != "regrant") {
@@ -80,7 +82,19 @@ void check_programs(const Walker& w, const toml::table& root, const Scenario& s)
     }
     std::string error;
     (void)kind->make(m.params, &error);
-    if (!error.empty()) w.fail(t.get("params") != nullptr ? t.get("params")->source() : t.source(), path + "." + error.substr(0, error.find(':')), error.substr(error.find(':') + 2));
+    if (!error.empty()) {
+      // "params.NAME: what": point at that key if the file has it.
+      const std::string key = error.substr(0, error.find(':'));
+      const toml::table* params = t.get("params") != nullptr ? t.get("params")->as_table() : nullptr;
+      const toml::node* at = params != nullptr ? params->get(key.substr(7)) : nullptr;
+      w.fail(at != nullptr ? at->source() : t.source(), path + "." + key, error.substr(error.find(':') + 2));
+    }
+    for (const std::string& needed : kind->required_grants) {
+      const bool granted = std::any_of(m.grants.begin(), m.grants.end(),
+                                       [&](const servers::GrantSpec& g) { return g.name == needed; });
+      if (!granted)
+        w.fail(t.source(), path + ".grants", "program '" + m.program + "' needs a grant named '" + needed + "'");
+    }
     for (const servers::GrantSpec& g : m.grants) {
       const bool standard_service = standard.contains(g.service);
       const bool provided = std::any_of(s.programs.begin(), s.programs.end(),
@@ -112,6 +126,8 @@ Fault read_fault(const Walker& w, const toml::table& t, const std::string& path,
            planned ? "fault \"" + kind + "\" is not implemented yet"
                    : "expected one of kill, crash_server, power_loss, corrupt, delay, got \"" + kind + "\"");
   }
+  if (t.get("at_ms") != nullptr && t.get("at_ns") != nullptr)
+    w.fail(t.get("at_ns")->source(), path + ".at_ns", "give at_ms or at_ns, not both");
   if (const auto ms = w.real(t, path, "at_ms", 0)) f.at_ns = ms_to_ns(*ms);
   if (const auto ns = w.integer(t, path, "at_ns", 0, ns_max)) f.at_ns = static_cast<std::uint64_t>(*ns);
   if (const auto n = w.integer(t, path, "after_calls", 1, ns_max)) f.after_calls = static_cast<std::uint64_t>(*n);
@@ -124,7 +140,8 @@ Fault read_fault(const Walker& w, const toml::table& t, const std::string& path,
   }
   const int whens = (f.at_ns ? 1 : 0) + (f.after_calls ? 1 : 0) + (f.rate_per_s ? 1 : 0);
   if (f.kind == FaultKind::delay) {
-    if (whens != 0) w.fail(t.source(), path, "a delay fault lasts the whole run: no at_ms, after_calls or rate_per_s");
+    if (whens != 0)
+      w.fail(t.source(), path, "a delay fault lasts the whole run: no at_ms, after_calls, rate_per_s or rate_per_s_max");
     if (const auto ms = w.real(t, path, "delay_ms_max", 0)) f.delay_ns_max = ms_to_ns(*ms);
     if (const auto ns = w.integer(t, path, "delay_ns_max", 1, ns_max)) f.delay_ns_max = static_cast<std::uint64_t>(*ns);
     if (f.delay_ns_max == 0) w.fail(t.source(), path, "give delay_ms_max (or delay_ns_max), above 0");
@@ -248,7 +265,9 @@ Parsed<Scenario> load_scenario(const std::string& path) {
   return parse_scenario(text.str(), path);
 }
 
-std::optional<std::string> apply_override(Scenario& s, std::string_view assignment) {
+namespace {
+
+std::optional<std::string> apply_one(Scenario& s, std::string_view assignment) {
   const std::size_t eq = assignment.find('=');
   if (eq == std::string_view::npos || eq == 0) return "expected KEY=VALUE, got \"" + std::string(assignment) + "\"";
   const std::string key(assignment.substr(0, eq));
@@ -256,11 +275,14 @@ std::optional<std::string> apply_override(Scenario& s, std::string_view assignme
   auto number = [&](std::uint64_t* out) -> std::optional<std::string> {
     try {
       std::size_t used = 0;
-      *out = std::stoull(value, &used);
-      if (used == value.size()) return std::nullopt;
+      const std::uint64_t v = value.empty() || value[0] < '0' || value[0] > '9' ? 0 : std::stoull(value, &used);
+      if (used == value.size() && used > 0 && v <= static_cast<std::uint64_t>(ns_max)) {
+        *out = v;
+        return std::nullopt;
+      }
     } catch (const std::exception&) {
     }
-    return key + ": expected a whole number, got \"" + value + "\"";
+    return key + ": expected a whole number up to 2^62, got \"" + value + "\"";
   };
   if (key == "scenario.seed") return number(&s.seed);
   if (key == "scenario.stop_ns") return number(&s.stop_ns);
@@ -285,6 +307,14 @@ std::optional<std::string> apply_override(Scenario& s, std::string_view assignme
   }
   return key + ": unknown key (known: scenario.seed, scenario.stop_ns, node.kernel_call_cost_ns, "
                "program.INSTANCE.params.NAME)";
+}
+
+}  // namespace
+
+std::optional<std::string> apply_override(Scenario& s, std::string_view assignment) {
+  std::optional<std::string> error = apply_one(s, assignment);
+  if (!error) s.overrides.emplace_back(assignment);
+  return error;
 }
 
 }  // namespace persim::sim

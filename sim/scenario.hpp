@@ -73,6 +73,7 @@ struct Scenario {
   std::vector<Fault> faults;
   std::vector<Input> inputs;
   Expectations expect;
+  std::vector<std::string> overrides;  // --set assignments applied, in order
 };
 
 // Parses and checks a scenario: syntax, every key, every type, programs and

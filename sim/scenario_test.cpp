@@ -42,12 +42,14 @@ TEST(Scenario, BadInputIsRefusedWithWhereAndWhat) {
   EXPECT_EQ(error("[scenario]\nstrategy = \"sturdyref\"\n" + base),
             "s.toml:2:12: scenario.strategy: strategy \"sturdyref\" is not implemented yet (only regrant is)");
   EXPECT_EQ(error(base + "[program.params]\nsteps = \"ten\"\n"),
-            "s.toml:8:1: program[0].params.steps: expected a whole number, got \"ten\"");
+            "s.toml:9:9: program[0].params.steps: expected a whole number, got \"ten\"");
   EXPECT_EQ(error(base + "[program.params]\nsped = 3\n"),
-            "s.toml:8:1: program[0].params.sped: unknown parameter of program 'counter'");
+            "s.toml:9:8: program[0].params.sped: unknown parameter of program 'counter'");
   EXPECT_EQ(error("[[program]]\nprogram = \"nosuch\"\n"),
             "s.toml:2:11: program[0].program: unknown program \"nosuch\" (known: bank, counter, echo, forger, logger)");
-  EXPECT_EQ(error("[[program]]\nprogram = \"counter\"\ngrants = { db = \"postgres:main\" }\n"),
+  EXPECT_EQ(error("[[program]]\nprogram = \"counter\"\ngrants = { console = \"console\" }\n"),
+            "s.toml:1:1: program[0].grants: program 'counter' needs a grant named 'ckpt'");
+  EXPECT_EQ(error("[[program]]\nprogram = \"forger\"\ngrants = { console = \"console\", db = \"postgres:main\" }\n"),
             "s.toml:1:1: program[0].grants.db: no server provides service \"postgres\" (standard: console, fs, kv, "
             "ckpt)");
   EXPECT_EQ(error(base + "[[fault]]\nkind = \"kill\"\ntarget = \"ghost\"\nat_ms = 1\n"),
@@ -60,6 +62,10 @@ TEST(Scenario, BadInputIsRefusedWithWhereAndWhat) {
             "s.toml:11:9: fault[0].at_ms: expected a number of at least 0");
   EXPECT_EQ(error(base + "[expect]\nrestarts = { c = \"one\" }\n"), "s.toml:9:18: expect.restarts.c: expected a whole number");
   EXPECT_EQ(error("[scenario]\nseed = 1\n"), "s.toml:1:1: program: a scenario needs at least one [[program]]");
+  EXPECT_EQ(error("bogus = 1\n" + base), "s.toml:1:9: bogus: unknown key (expected one of: scenario, node, servers, program, "
+                                         "fault, input, expect)");
+  EXPECT_EQ(error(base + "[[fault]]\nkind = \"kill\"\ntarget = \"c\"\nat_ms = 1\nat_ns = 5\n"),
+            "s.toml:12:9: fault[0].at_ns: give at_ms or at_ns, not both");
 }
 
 // Property: --set overrides are checked like the file is.
@@ -69,7 +75,9 @@ TEST(Scenario, OverridesAreChecked) {
   EXPECT_EQ(s.seed, 9u);
   EXPECT_FALSE(apply_override(s, "program.c.params.every=5").has_value());
   EXPECT_EQ(s.programs[0].params.at("every"), "5");
-  EXPECT_EQ(apply_override(s, "scenario.seed=x").value(), "scenario.seed: expected a whole number, got \"x\"");
+  EXPECT_EQ(apply_override(s, "scenario.seed=x").value(), "scenario.seed: expected a whole number up to 2^62, got \"x\"");
+  EXPECT_EQ(apply_override(s, "scenario.seed=-1").value(), "scenario.seed: expected a whole number up to 2^62, got \"-1\"");
+  EXPECT_EQ(s.overrides, (std::vector<std::string>{"scenario.seed=9", "program.c.params.every=5"}));
   EXPECT_EQ(apply_override(s, "program.c.params.every=often").value(),
             "program.c.params.every: expected a whole number, got \"often\"");
   EXPECT_EQ(apply_override(s, "program.zz.params.every=1").value(), "program.zz.params.every: no instance named \"zz\"");
@@ -88,7 +96,7 @@ TEST(Scenario, DelayFaultSlowsTheInstanceOnly) {
   ASSERT_TRUE(a.ok() && b.ok());
   EXPECT_GT(b.metrics.virtual_ns, a.metrics.virtual_ns);
   EXPECT_EQ(error(base + "[[fault]]\nkind = \"delay\"\ntarget = \"c\"\ndelay_ms_max = 2\nat_ms = 1\n"),
-            "s.toml:11:1: fault[0]: a delay fault lasts the whole run: no at_ms, after_calls or rate_per_s");
+            "s.toml:11:1: fault[0]: a delay fault lasts the whole run: no at_ms, after_calls, rate_per_s or rate_per_s_max");
 }
 
 }  // namespace

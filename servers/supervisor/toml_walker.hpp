@@ -37,7 +37,8 @@ class Walker {
       if (!ok) {
         std::string expected;
         for (const std::string_view name : known) expected += (expected.empty() ? "" : ", ") + std::string(name);
-        fail(v.source(), path + "." + std::string(k.str()), "unknown key (expected one of: " + expected + ")");
+        fail(v.source(), (path.empty() ? "" : path + ".") + std::string(k.str()),
+             "unknown key (expected one of: " + expected + ")");
       }
     }
   }
