@@ -59,8 +59,8 @@ GrantSpec grant(const Walker& w, std::string_view name, const toml::node& value,
     if (directory != (g->argument.back() == '/'))
       w.fail(*mode_at, path + ".mode",
              directory ? "mode d needs a directory path ending in '/'" : "a path ending in '/' needs mode d");
-  } else if (!mode.empty()) {
-    w.fail(*mode_at, path + ".mode", "only fs grants take a mode");
+  } else if (!mode.empty() && (g->service == "console" || g->service == "kv" || g->service == "ckpt")) {
+    w.fail(*mode_at, path + ".mode", "a " + g->service + " grant takes no mode");
   }
   return *g;
 }

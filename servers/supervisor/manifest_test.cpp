@@ -76,7 +76,7 @@ TEST(ManifestToml, MistakesAreNamedWithWhereAndWhat) {
             "test.toml:3:16: program[0].grants.x: expected \"service:argument\" or { source = ..., mode = ... }, got "
             "an integer");
   EXPECT_EQ(error("[[program]]\nprogram = \"a\"\ngrants = { c = { source = \"console\", mode = \"r\" } }\n"),
-            "test.toml:3:45: program[0].grants.c.mode: only fs grants take a mode");
+            "test.toml:3:45: program[0].grants.c.mode: a console grant takes no mode");
   EXPECT_EQ(error("[[program]]\nprogram = \"a\"\ngrants = { d = { source = \"fs:/data\", mode = \"rd\" } }\n"),
             "test.toml:3:46: program[0].grants.d.mode: mode d needs a directory path ending in '/'");
   EXPECT_EQ(error("[[program]]\nprogram = \"a\"\ngrants = { f = \"fs:data\" }\n"),

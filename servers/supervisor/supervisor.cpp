@@ -273,7 +273,14 @@ class Supervisor {
       if (!fs_mode::parse(g.mode.empty() ? "r" : g.mode, &mode)) return {Error{}, ServiceError::malformed};
       return fs_open(sys_, svc.root, g.argument, mode, in.client, session);
     }
-    return {Error{}, ServiceError::unknown_operation};  // no protocol known for this service
+    // Any other service: the generic root open every server of one's own answers.
+    Message request{}, reply{};
+    request.label = static_cast<std::uint64_t>(RootOp::open);
+    if (!wire::Writer(request).str(g.argument).str(g.mode).u64(in.client).ok())
+      return {Error{}, ServiceError::malformed};
+    const Outcome o = call(sys_, svc.root, request, reply);
+    if (o) *session = reply.received_cap<Endpoint>(0);
+    return o;
   }
 
   // The start failed: log it, then treat it as a failed run (restart policy).

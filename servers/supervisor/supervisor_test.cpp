@@ -246,5 +246,68 @@ TEST(Supervisor, WaitersOfAServiceWhoseServerGaveUpAreRefused) {
   EXPECT_TRUE(system.supervisor().booted);
 }
 
+// A server of one's own: answers the generic root open with a session whose
+// badge it remembers, and "add" on a session by returning the running sum.
+void tally_server(Sys& sys) {
+  const Cap<Endpoint> ep = sys.endpoint_create().value();
+  struct Tally {
+    Sys& sys;
+    Cap<Endpoint> ep;
+    Sessions<FsSession> sessions;  // any session type with a client field will do
+    std::uint64_t sum = 0;
+    ServiceError operator()(std::uint64_t badge, kernel::Message& request, kernel::Message& reply) {
+      wire::Reader in(request);
+      if (badge == 0 && request.label == static_cast<std::uint64_t>(RootOp::open)) {
+        const std::string argument(in.str());
+        const std::string mode(in.str());
+        const std::uint64_t client = in.u64();
+        if (!in.done() || argument != "main") return ServiceError::not_found;
+        return sessions.open(sys, ep, FsSession{client, argument, 0, 0}, reply, for_supervisor);
+      }
+      if (badge == 0 && request.label == static_cast<std::uint64_t>(RootOp::client_gone))
+        return close_client(sys, sessions, in, reply);
+      if (sessions.find(badge) == nullptr) return ServiceError::wrong_session;
+      sum += in.u64();
+      wire::Writer(reply).u64(sum);
+      return ServiceError::ok;
+    }
+  } tally{sys, ep, {}, 0};
+  ServerAudit audit;
+  if (!announce(sys, "tally", ep)) return;
+  serve(sys, ep, tally, audit);
+}
+
+// Property: a grant of a service of one's own is resolved through the generic
+// root open; an argument the server does not know is refused by name.
+TEST(Supervisor, GrantsOfAServiceOfOnesOwn) {
+  System system(system_config());
+  system.add_standard_servers();
+  ASSERT_TRUE(system.add_program("tally", tally_server).ok());
+  Manifest tally = manifest("tally", "tally", {}, RestartPolicy::always);
+  tally.provides = "tally";
+  system.add(tally);
+  DrivenProgram app;
+  ASSERT_TRUE(system.add_program("app", app.entry()).ok());
+  system.add(manifest("app", "app", {{"t", "tally:main", ""}}));
+  ASSERT_TRUE(system.add_program("lost", [](Sys&) {}).ok());
+  system.add(manifest("lost", "lost", {{"t", "tally:other", ""}}));
+  ASSERT_TRUE(system.boot().ok());
+  ASSERT_TRUE(run_until(system, [&] { return app.incarnations() == 1; }));
+  std::uint64_t sum = 0;
+  ASSERT_TRUE(app.run(system, [&](Sys& sys) {
+    for (std::uint64_t v : {3, 4}) {
+      kernel::Message request{}, reply{};
+      request.label = 1;
+      wire::Writer(request).u64(v);
+      ASSERT_TRUE(call(sys, sys.granted<Endpoint>("t").value(), request, reply).ok());
+      sum = wire::Reader(reply).u64();
+    }
+  }));
+  EXPECT_EQ(sum, 7u);
+  const SupervisorEvent* refused = find_event(system, "lost", SupervisorEventKind::start_refused);
+  ASSERT_NE(refused, nullptr);
+  EXPECT_EQ(refused->detail, "grant 't': tally:other: not_found");
+}
+
 }  // namespace
 }  // namespace persim::servers
