@@ -3,7 +3,7 @@
 // The checksum is libxxhash's XXH3-64. On x86-64 through the library's
 // dispatch, which hashes with the widest vector unit the CPU has (AVX2,
 // AVX-512) rather than the SSE2 a copy compiled into this file would be
-// limited to: large images hash about twice as fast. Every variant computes
+// limited to: about twice as fast on data in cache. Every variant computes
 // the same value.
 #define XXH_STATIC_LINKING_ONLY  // XXH3_state_t on the stack
 #if defined(__x86_64__) && __has_include(<xxh_x86dispatch.h>)
