@@ -163,18 +163,38 @@ ServiceError dispatch_once(Sys& sys, std::uint64_t badge, Message& request, Mess
 template <class Handler>
 void serve(Sys& sys, Cap<Endpoint> ep, Handler& handler, ServerAudit& audit, Idempotency* once = nullptr) {
   Message request{}, reply{};
-  kernel::Result<kernel::Received> r = sys.receive(ep, request);
+  // A handler with `deadline()` (UINT64_MAX: none) and `timeout()` keeps time:
+  // while a deadline is set the loop receives until it, and calls timeout()
+  // when it passes with nothing received (a group commit's flush).
+  auto deadline = [&]() -> std::uint64_t {
+    if constexpr (requires { handler.deadline(); }) return handler.deadline();
+    return UINT64_MAX;
+  };
+  auto next = [&]() -> kernel::Result<kernel::Received> {
+    for (;;) {
+      const std::uint64_t d = deadline();
+      kernel::Result<kernel::Received> got = d == UINT64_MAX ? sys.receive(ep, request) : sys.receive_until(ep, request, d);
+      if constexpr (requires { handler.timeout(); }) {
+        if (!got && got.error() == kernel::Error::timed_out) {
+          handler.timeout();
+          continue;
+        }
+      }
+      return got;
+    }
+  };
+  kernel::Result<kernel::Received> r = next();
   while (r) {
     if (r->notified) {
       if constexpr (requires { handler.notified(std::uint64_t{}); }) handler.notified(r->badge);
-      r = sys.receive(ep, request);
+      r = next();
       continue;
     }
     ++audit.requests;
     if constexpr (requires { handler.defer(std::uint64_t{}, request, r->reply); }) {
       if ((request.label & ~op_once_bit) != op_restore_state && handler.defer(r->badge, request, r->reply)) {
         drop_received(sys, request);
-        r = sys.receive(ep, request);
+        r = next();
         continue;
       }
     }
@@ -189,10 +209,17 @@ void serve(Sys& sys, Cap<Endpoint> ep, Handler& handler, ServerAudit& audit, Ide
     if (e != ServiceError::ok) reply.cap_count = 0;  // a refusal carries no capability (a detail at most)
     reply.label = static_cast<std::uint64_t>(e);
     const Cap<kernel::Reply> answer = r->reply;
+    if (deadline() != UINT64_MAX) {
+      // A caller gone consumes the reply capability; one without room leaves it to drop.
+      if (const kernel::Status sent = sys.reply(answer, reply); !sent && sent.error() == kernel::Error::cspace_full)
+        (void)sys.delete_cap(answer);
+      r = next();
+      continue;
+    }
     r = sys.reply_receive(answer, reply, ep, request);
     if (!r && r.error() == kernel::Error::cspace_full) {
       (void)sys.delete_cap(answer);
-      r = sys.receive(ep, request);
+      r = next();
     }
   }
 }

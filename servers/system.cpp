@@ -1,6 +1,7 @@
 #include "servers/system.hpp"
 
 #include <cassert>
+#include <cstdio>
 
 namespace persim::servers {
 
@@ -50,6 +51,26 @@ void System::console_input(const std::string& stream, std::string_view text, boo
   if (end) console_->closed[stream] = true;
   const std::optional<ProcessId> console = process_of("console");
   if (console && !console_->wake.is_null()) (void)node_.signal(*console, console_->wake);
+}
+
+void System::use_durable_checkpoints(std::uint64_t group_commit_window_ns) {
+  // SQLite's VFS names are process-wide: one per system, named by its address
+  // (a name only; nothing in a run depends on it).
+  char name[48];
+  std::snprintf(name, sizeof name, "persim-disk-%p", static_cast<void*>(this));
+  disk_ = std::make_unique<SimDisk>(name);
+  ckpt_->disk = disk_.get();
+  ckpt_->group_commit_window_ns = group_commit_window_ns;
+}
+
+kernel::Status System::power_loss(PowerLoss mode, std::uint64_t seed) {
+  // The supervisor first, so that it does not see the others die.
+  if (supervisor_pid_ && node_.alive(*supervisor_pid_)) (void)node_.kill(*supervisor_pid_);
+  for (const ProcessId p : node_.process_ids())
+    if (node_.alive(p)) (void)node_.kill(p);
+  supervisor_pid_.reset();
+  if (disk_) disk_->power_loss(mode, seed);
+  return boot();
 }
 
 std::optional<ProcessId> System::process_of(std::string_view instance) const {

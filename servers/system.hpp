@@ -10,6 +10,7 @@
 
 #include "kernel/node.hpp"
 #include "servers/ckpt/ckpt.hpp"
+#include "servers/ckpt/simdisk.hpp"
 #include "servers/console/console.hpp"
 #include "servers/fs/fs.hpp"
 #include "servers/kv/kv.hpp"
@@ -31,8 +32,21 @@ class System {
   void add_standard_servers(RestartPolicy policy = RestartPolicy::always);
   void add(Manifest m) { supervisor_.manifests.push_back(std::move(m)); }
 
-  // Creates the supervisor, grants it the factory and starts it. Once.
+  // Creates the supervisor, grants it the factory and starts it. Once (and
+  // again after a power loss).
   kernel::Status boot();
+
+  // The checkpoint store keeps its images durably, in SQLite on the node's
+  // simulated disk, committing in groups that wait up to `window_ns` (virtual).
+  // Before boot().
+  void use_durable_checkpoints(std::uint64_t group_commit_window_ns = 0);
+  SimDisk* disk() { return disk_.get(); }
+
+  // The node loses power: every process dies where it is (the supervisor
+  // first), writes the disk had not synced are lost (or torn), and the node
+  // boots again. What the servers' trusted storage held and the console's
+  // output (the terminal) remain.
+  kernel::Status power_loss(PowerLoss mode, std::uint64_t seed);
 
   ConsoleHost& console() { return *console_; }
   FileServerHost& fs() { return *fs_; }
@@ -57,6 +71,7 @@ class System {
   std::unique_ptr<CkptHost> ckpt_ = std::make_unique<CkptHost>();
   SupervisorHost supervisor_;
   std::optional<kernel::ProcessId> supervisor_pid_;
+  std::unique_ptr<SimDisk> disk_;  // the durable checkpoint store's, if it has one
   kernel::Node node_;  // last: destroyed first, while the hosts its processes use still exist
 };
 

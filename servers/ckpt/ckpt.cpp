@@ -2,7 +2,11 @@
 
 #include <algorithm>
 #include <map>
+#include <memory>
+#include <stdexcept>
 
+#include "servers/ckpt/durable.hpp"
+#include "servers/ckpt/simdisk.hpp"
 #include "servers/supervisor/supervisor.hpp"
 #include "servers/wire.hpp"
 
@@ -24,17 +28,89 @@ std::uint64_t slot_bytes(const CkptSlot& s) {
   return n;
 }
 
-class CkptStore {
+// "ckpt:" slot NUL 16 hex digits of the version: records sort by version.
+void record_key(std::string& key, std::string_view slot, std::uint64_t version) {
+  static constexpr char hex[] = "0123456789abcdef";
+  char digits[16];
+  for (int i = 0; i < 16; ++i) digits[15 - i] = hex[(version >> (4 * i)) & 0xf];
+  key.assign(record_prefix).append(slot).push_back('\0');
+  key.append(digits, sizeof digits);
+}
+
+// Where the store keeps its images: what load() finds at start, what commit()
+// makes lasting (all of a batch, or none of it).
+class Storage {
  public:
-  CkptStore(Sys& sys, Cap<Endpoint> ep, CkptHost& host) : sys_(sys), ep_(ep), host_(host) {
-    for (const auto& [k, v] : host_.store.records()) {
+  virtual ~Storage() = default;
+  virtual std::optional<std::string> load(std::vector<StoredImage>* out) = 0;
+  virtual std::optional<std::string> commit(const DurableImages::Batch& batch) = 0;
+  virtual bool durable() const = 0;
+};
+
+// The in-memory backend: records in the store's trusted storage, lasting once written.
+class MemoryStorage final : public Storage {
+ public:
+  explicit MemoryStorage(TrustedStore& store) : store_(store) {}
+  std::optional<std::string> load(std::vector<StoredImage>* out) override {
+    for (const auto& [k, v] : store_.records()) {
       if (!k.starts_with(record_prefix)) continue;
       const std::string_view rest = std::string_view(k).substr(record_prefix.size());
       const std::size_t nul = rest.find('\0');
-      const std::uint64_t version = std::stoull(std::string(rest.substr(nul + 1)), nullptr, 16);
-      CkptSlot& slot = state_.slots[std::string(rest.substr(0, nul))];
-      slot.images[version] = v;
-      slot.next_version = std::max(slot.next_version, version + 1);
+      out->push_back({std::string(rest.substr(0, nul)), std::stoull(std::string(rest.substr(nul + 1)), nullptr, 16), v});
+    }
+    return std::nullopt;
+  }
+  std::optional<std::string> commit(const DurableImages::Batch& batch) override {
+    for (const StoredImage& img : batch.puts) {
+      record_key(key_, img.slot, img.version);
+      store_.put(key_, img.bytes);
+    }
+    for (const auto& [slot, version] : batch.erases) {
+      record_key(key_, slot, version);
+      store_.erase(key_);
+    }
+    return std::nullopt;
+  }
+  bool durable() const override { return false; }
+
+ private:
+  TrustedStore& store_;
+  std::string key_;  // built in a buffer kept from one commit to the next
+};
+
+// The durable backend: SQLite on the node's simulated disk.
+class SqliteStorage final : public Storage {
+ public:
+  explicit SqliteStorage(std::unique_ptr<DurableImages> db) : db_(std::move(db)) {}
+  std::optional<std::string> load(std::vector<StoredImage>* out) override {
+    auto loaded = db_->load();
+    if (auto* e = std::get_if<std::string>(&loaded)) return *e;
+    *out = std::move(std::get<std::vector<StoredImage>>(loaded));
+    return std::nullopt;
+  }
+  std::optional<std::string> commit(const DurableImages::Batch& batch) override { return db_->commit(batch); }
+  bool durable() const override { return true; }
+
+ private:
+  std::unique_ptr<DurableImages> db_;
+};
+
+// A commit taken from its session: its image and, if it waits, whom to answer.
+struct Pending {
+  Cap<kernel::Reply> reply;
+  std::string slot;
+  std::uint64_t version;
+  std::vector<std::byte> bytes;
+};
+
+class CkptStore {
+ public:
+  CkptStore(Sys& sys, Cap<Endpoint> ep, CkptHost& host, Storage& storage, std::vector<StoredImage> images)
+      : sys_(sys), ep_(ep), host_(host), storage_(storage) {
+    for (StoredImage& img : images) {
+      CkptSlot& slot = state_.slots[img.slot];
+      slot.next_version = std::max(slot.next_version, img.version + 1);
+      slot.images[img.version] = std::move(img.bytes);
     }
     host_.live = &state_;
   }
@@ -137,7 +213,8 @@ class CkptStore {
     return ServiceError::ok;
   }
 
-  ServiceError commit(std::uint64_t badge, CkptSession& s, CkptSlot& slot, wire::Reader& in, Message& reply) {
+  // Checks a commit of the session's image; on success `*version` is its number.
+  ServiceError check_commit(std::uint64_t badge, CkptSession& s, CkptSlot& slot, wire::Reader& in) {
     if (!in.done()) return ServiceError::malformed;
     if (!s.staging) return ServiceError::failed;
     // Every byte of the image must have come in a chunk.
@@ -149,37 +226,109 @@ class CkptStore {
     std::uint64_t kept = slot_bytes(slot);
     if (slot.images.size() >= images_kept) kept -= slot.images.begin()->second.size();
     if (kept + s.staging->size() > slot.quota) return ServiceError::quota_exceeded;
-    const std::uint64_t version = slot.next_version++;
-    host_.store.put(record_key(s.slot, version), *s.staging);
-    slot.images.emplace(version, std::move(*s.staging));
-    s.staging.reset();
-    s.written.clear();
-    covered_.erase(badge);
-    while (slot.images.size() > images_kept) {
-      host_.store.erase(record_key(s.slot, slot.images.begin()->first));
-      spare_ = std::move(slot.images.begin()->second);
-      slot.images.erase(slot.images.begin());
-    }
-    wire::Writer(reply).u64(version);
     return ServiceError::ok;
   }
 
-  // "ckpt:" slot NUL 16 hex digits of the version: records sort by version.
-  // Built in a buffer kept from one commit to the next (valid until the next call).
-  std::string_view record_key(std::string_view slot, std::uint64_t version) {
-    static constexpr char hex[] = "0123456789abcdef";
-    char digits[16];
-    for (int i = 0; i < 16; ++i) digits[15 - i] = hex[(version >> (4 * i)) & 0xf];
-    key_.assign(record_prefix).append(slot).push_back('\0');
-    key_.append(digits, sizeof digits);
-    return key_;
+  // Takes the session's staged image as the slot's next version.
+  Pending take(std::uint64_t badge, CkptSession& s, CkptSlot& slot) {
+    Pending p{{}, s.slot, slot.next_version++, std::move(*s.staging)};
+    s.staging.reset();
+    s.written.clear();
+    covered_.erase(badge);
+    return p;
+  }
+
+  // The in-memory backend commits at once.
+  ServiceError commit(std::uint64_t badge, CkptSession& s, CkptSlot& slot, wire::Reader& in, Message& reply) {
+    if (const ServiceError e = check_commit(badge, s, slot, in); e != ServiceError::ok) return e;
+    std::vector<Pending> one;
+    one.push_back(take(badge, s, slot));
+    if (!apply(one)) return ServiceError::failed;
+    wire::Writer(reply).u64(one[0].version);
+    return ServiceError::ok;
+  }
+
+ public:
+  // The durable backend: a valid commit waits to share a transaction (its reply
+  // capability kept); the others are answered at once.
+  bool defer(std::uint64_t badge, Message& request, Cap<kernel::Reply> reply) {
+    if (!storage_.durable() || badge == 0 || request.label != static_cast<std::uint64_t>(CkptOp::commit)) return false;
+    CkptSession* s = state_.sessions.find(badge);
+    if (s == nullptr) return false;
+    CkptSlot& slot = state_.slots[s->slot];
+    wire::Reader in(request);
+    if (check_commit(badge, *s, slot, in) != ServiceError::ok) return false;  // answered now, with the error
+    if (pending_.empty()) first_pending_ns_ = sys_.now_ns();
+    pending_.push_back(take(badge, *s, slot));
+    pending_.back().reply = reply;
+    if (pending_.size() >= group_commit_max) flush();
+    return true;
+  }
+  // While commits wait: until the window closes (the loop calls timeout() then).
+  std::uint64_t deadline() const {
+    return pending_.empty() ? UINT64_MAX : first_pending_ns_ + host_.group_commit_window_ns;
+  }
+  void timeout() { flush(); }
+
+ private:
+  // One transaction for every waiting commit, then each is answered.
+  void flush() {
+    std::vector<Pending> batch;
+    batch.swap(pending_);
+    const bool ok = apply(batch);
+    for (Pending& p : batch) {
+      Message reply{};
+      if (ok) wire::Writer(reply).u64(p.version);
+      reply.label = static_cast<std::uint64_t>(ok ? ServiceError::ok : ServiceError::failed);
+      (void)sys_.reply(p.reply, reply);  // a committer gone: its image stays committed
+    }
+  }
+
+  // Makes `images` lasting in one backend commit, the versions they push out
+  // of images_kept erased with them; then updates the state. False if the
+  // backend refused (nothing changed).
+  bool apply(std::vector<Pending>& images) {
+    DurableImages::Batch batch;
+    std::map<std::string, std::size_t> added;  // per slot, in this batch
+    for (Pending& p : images) {
+      batch.puts.push_back({p.slot, p.version, std::move(p.bytes)});
+      ++added[p.slot];
+    }
+    for (const auto& [name, n] : added) {
+      const CkptSlot& slot = state_.slots[name];
+      const std::size_t total = slot.images.size() + n;
+      auto it = slot.images.begin();
+      for (std::size_t drop = total > images_kept ? total - images_kept : 0; drop > 0 && it != slot.images.end(); --drop, ++it)
+        batch.erases.emplace_back(name, it->first);
+    }
+    if (const std::optional<std::string> e = storage_.commit(batch)) {
+      host_.failure = *e;
+      for (std::size_t i = 0; i < images.size(); ++i) images[i].bytes = std::move(batch.puts[i].bytes);
+      return false;
+    }
+    ++host_.stats.transactions;
+    for (StoredImage& img : batch.puts) {
+      ++host_.stats.commits;
+      host_.stats.bytes += img.bytes.size();
+      state_.slots[img.slot].images.emplace(img.version, std::move(img.bytes));
+    }
+    for (const auto& [name, version] : batch.erases) {
+      auto& kept = state_.slots[name].images;
+      const auto it = kept.find(version);
+      if (it == kept.end()) continue;
+      spare_ = std::move(it->second);
+      kept.erase(it);
+    }
+    return true;
   }
 
   Sys& sys_;
   Cap<Endpoint> ep_;
   CkptHost& host_;
+  Storage& storage_;
   CkptState state_;
-  std::string key_;
+  std::vector<Pending> pending_;      // commits waiting for the next transaction
+  std::uint64_t first_pending_ns_ = 0;
   std::vector<std::byte> spare_;  // the bytes of the last image dropped, reused by the next begin
   // Per session with an image in progress (by badge): every staging byte
   // below this offset is covered by a chunk (`written` is all true there), so
@@ -226,9 +375,25 @@ std::vector<std::byte> CkptState::encode() const {
 }
 
 void ckpt_main(Sys& sys, CkptHost& host) {
+  std::unique_ptr<Storage> storage;
+  if (host.disk != nullptr) {
+    auto opened = DurableImages::open(host.database, host.disk->vfs_name().c_str());
+    if (auto* e = std::get_if<std::string>(&opened)) {
+      host.failure = *e;
+      throw std::runtime_error("checkpoint store: " + *e);  // a crash: the supervisor's policy decides
+    }
+    storage = std::make_unique<SqliteStorage>(std::move(std::get<std::unique_ptr<DurableImages>>(opened)));
+  } else {
+    storage = std::make_unique<MemoryStorage>(host.store);
+  }
+  std::vector<StoredImage> images;
+  if (const std::optional<std::string> e = storage->load(&images)) {
+    host.failure = *e;
+    throw std::runtime_error("checkpoint store: " + *e);
+  }
   const kernel::Result<Cap<Endpoint>> ep = sys.endpoint_create();
   if (!ep) return;
-  CkptStore store(sys, *ep, host);
+  CkptStore store(sys, *ep, host, *storage, std::move(images));
   if (!announce(sys, "ckpt", *ep)) return;
   serve(sys, *ep, store, host.audit);
 }

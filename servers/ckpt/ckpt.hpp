@@ -6,6 +6,12 @@
 //
 // An image is written in chunks (begin, chunks, commit) and becomes visible
 // whole at commit, with the next version number. The newest images_kept stay.
+//
+// Two backends. In memory (the default, for fast simulations): a commit is in
+// the store's trusted storage when it is answered. Durable: an embedded SQLite
+// database (WAL, synchronous=FULL) on the node's simulated disk; commits wait
+// to share a transaction with others (group commit: the store answers them all
+// once the one transaction is synced), so an answered commit survives a power loss.
 #pragma once
 
 #include <cstdint>
@@ -34,6 +40,8 @@ enum class CkptOp : std::uint64_t {
 
 inline constexpr std::size_t images_kept = 2;            // per slot: the newest and the one before
 inline constexpr std::uint64_t image_bytes_max = 64u << 20;  // one image
+inline constexpr std::size_t group_commit_max = 1024;    // commits sharing one transaction at most
+static_assert(group_commit_max <= pending_max, "each waiting commit holds a reply capability");
 
 struct CkptSlot {
   std::uint64_t quota = 0;
@@ -54,10 +62,27 @@ struct CkptState {
   std::vector<std::byte> encode() const;
 };
 
+struct CkptStats {
+  std::uint64_t commits = 0;       // images committed
+  std::uint64_t transactions = 0;  // backend commits (durable: one sync each)
+  std::uint64_t bytes = 0;         // image bytes committed
+};
+
+class SimDisk;
+
 struct CkptHost {
-  TrustedStore store;
+  TrustedStore store;  // the in-memory backend's records
   ServerAudit audit;
   const CkptState* live = nullptr;
+  CkptStats stats;
+  // The durable backend: when set, the store keeps its database `database` on
+  // this disk (owned by the host's owner; it outlives the store's processes).
+  SimDisk* disk = nullptr;
+  std::string database = "ckpt.db";
+  // How long (virtual ns) a commit may wait for others to share its transaction.
+  std::uint64_t group_commit_window_ns = 0;
+  // Why the last store process could not start (its database would not open or load).
+  std::string failure;
 };
 
 // Grants: "supervisor" (to announce "ckpt").

@@ -23,8 +23,9 @@ std::variant<std::unique_ptr<DurableImages>, std::string> DurableImages::open(co
   if (rc != SQLITE_OK) return store->error(("open " + path).c_str());
   // EXCLUSIVE first: WAL then keeps its index in the process, not shared memory.
   for (const char* sql : {"PRAGMA locking_mode=EXCLUSIVE", "PRAGMA journal_mode=WAL", "PRAGMA synchronous=FULL",
+                          // A rowid table: images are large blobs, which WITHOUT ROWID tables store badly.
                           "CREATE TABLE IF NOT EXISTS images (slot TEXT NOT NULL, version INTEGER NOT NULL, "
-                          "bytes BLOB NOT NULL, PRIMARY KEY (slot, version)) WITHOUT ROWID"}) {
+                          "bytes BLOB NOT NULL, PRIMARY KEY (slot, version))"}) {
     if (auto e = store->exec(sql)) return *e;
   }
   if (sqlite3_prepare_v2(db, "INSERT OR REPLACE INTO images (slot, version, bytes) VALUES (?1, ?2, ?3)", -1,

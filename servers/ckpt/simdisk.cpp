@@ -85,7 +85,9 @@ int x_truncate(sqlite3_file* f, sqlite3_int64 size) {
 int x_sync(sqlite3_file* f, int) {
   OpenFile* of = open_file(f);
   SimDisk::File& file = of->disk->file(*of->name);
-  file.durable = file.current;
+  // What the cache held reaches the platter: the pending writes, in order
+  // (not a copy of the whole file: a sync costs what was written since the last).
+  for (const SimDisk::Write& w : file.pending) apply_write(file.durable, w);
   file.pending.clear();
   of->disk->count_sync();
   return SQLITE_OK;
@@ -216,6 +218,7 @@ void SimDisk::before_write(const std::string& name, const Write& w) {
   crashed_ = true;
   at_crash_ = files_;
   at_crash_[name].pending.push_back(w);
+  if (on_crash) on_crash();
 }
 
 void SimDisk::power_loss(PowerLoss mode, std::uint64_t seed) {

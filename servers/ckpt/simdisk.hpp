@@ -11,6 +11,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -54,6 +55,8 @@ class SimDisk {
   // in progress, torn or not). crashed() tells whether the instant has passed.
   void crash_at_write(std::uint64_t n);
   bool crashed() const { return crashed_; }
+  // Called at the instant of an armed crash (e.g. to stop the node there).
+  std::function<void()> on_crash;
 
   // Flips one bit of synced data of `file` at `offset` (no-op past its end).
   void corrupt(std::string_view file, std::uint64_t offset, int bit = 0);

@@ -195,7 +195,7 @@ class Supervisor {
 
   void start(Instance& in) {
     const Manifest& m = manifest(in);
-    ++in.incarnation;
+    in.incarnation = ++host_.incarnations[m.instance];
     in.client = (static_cast<std::uint64_t>(in.index) + 1) << 32 | in.incarnation;
     const std::string name = m.instance + "#" + std::to_string(in.incarnation);
     const kernel::Result<Cap<Process>> process = sys_.process_create(factory_, m.program, name);

@@ -107,6 +107,9 @@ struct SupervisorHost {
   std::vector<RestartRecord> restarts;
   // The supervisor has started every instance it could, at least once.
   bool booted = false;
+  // The last incarnation of each instance: a supervisor started after a power
+  // loss numbers on from there, so process names stay unique.
+  std::map<std::string, std::uint32_t> incarnations;
 };
 
 // The supervisor's entry: its grants are "factory" (to create processes).

@@ -1,0 +1,98 @@
+// Durability (invariant 7): with the checkpoint store on its simulated disk, a
+// power loss at any write, clean or tearing the write in progress, never loses
+// a checkpoint that was acknowledged; after the node boots again every
+// program restores at least what it was told was saved.
+#include <gtest/gtest.h>
+#include <rapidcheck.h>
+#include <rapidcheck/gtest.h>
+
+#include "libpersist/persist.hpp"
+#include "support/system_harness.hpp"
+
+namespace persim::persist {
+namespace {
+
+using namespace persim::testing;
+using servers::PowerLoss;
+using servers::System;
+
+constexpr int programs_count = 3;
+constexpr std::uint64_t steps = 12;
+
+struct Observed {
+  std::map<std::string, std::uint64_t> acknowledged;  // the count its last acknowledged checkpoint holds
+  std::map<std::string, std::vector<std::uint64_t>> restored;  // the count each incarnation restored
+};
+
+// Counts to `steps`, checkpointing each step; reports what was acknowledged
+// and what each incarnation restored.
+kernel::Entry counter(std::string name, Observed& seen) {
+  return [name, &seen](Sys& sys) {
+    Persistent p(sys, {.program = "counter"});
+    std::uint64_t count = 0;
+    p.field("count", count);
+    if (!p.restore()) throw std::runtime_error("restore failed");
+    seen.restored[name].push_back(count);
+    while (count < steps) {
+      ++count;
+      if (!p.checkpoint()) return;
+      seen.acknowledged[name] = count;
+      if (!sys.sleep_for(10'000)) return;
+    }
+  };
+}
+
+RC_GTEST_PROP(Durability, AcknowledgedCheckpointsSurvivePowerLoss, ()) {
+  const auto crash_at = *rc::gen::inRange<std::uint64_t>(1, 300);
+  const PowerLoss mode = *rc::gen::element(PowerLoss::clean, PowerLoss::torn);
+  const auto window_ns = *rc::gen::element<std::uint64_t>(0, 5'000, 50'000);
+  const auto seed = *rc::gen::arbitrary<std::uint64_t>();
+  Observed seen;
+  System system(system_config(seed % 1000 + 1));
+  system.use_durable_checkpoints(window_ns);
+  system.add_standard_servers();
+  for (int i = 0; i < programs_count; ++i) {
+    const std::string name = "c" + std::to_string(i);
+    RC_ASSERT(system.add_program(name, counter(name, seen)).ok());
+    Manifest m = manifest(name, name, {{"ckpt", "ckpt", ""}}, RestartPolicy::on_failure);
+    system.add(m);
+  }
+  system.disk()->on_crash = [&system] { system.node().stop(); };
+  system.disk()->crash_at_write(crash_at);
+  RC_ASSERT(system.boot().ok());
+  const kernel::RunOutcome first = system.node().run({.until_ns = 100'000'000});
+  const std::map<std::string, std::uint64_t> acknowledged = seen.acknowledged;
+  RC_TAG(first == kernel::RunOutcome::stopped ? "power lost" : "ran to the end");
+  RC_ASSERT(system.power_loss(mode, seed).ok());
+  RC_ASSERT(system.node().run({.until_ns = system.node().now_ns() + 100'000'000}) == kernel::RunOutcome::quiescent);
+  for (const auto& [name, count] : acknowledged) {
+    // The incarnation after the power loss restored at least what was acknowledged.
+    RC_ASSERT(seen.restored[name].size() >= 2u);
+    RC_ASSERT(seen.restored[name].back() >= count);
+  }
+  for (int i = 0; i < programs_count; ++i) RC_ASSERT(seen.acknowledged["c" + std::to_string(i)] == steps);
+  RC_ASSERT(system.ckpt().failure.empty());
+}
+
+// Commits waiting in the same window share one transaction: many checkpoints,
+// few syncs.
+TEST(Durability, GroupCommitSharesTransactions) {
+  Observed seen;
+  System system(system_config());
+  system.use_durable_checkpoints(20'000);
+  system.add_standard_servers();
+  for (int i = 0; i < 8; ++i) {
+    const std::string name = "c" + std::to_string(i);
+    ASSERT_TRUE(system.add_program(name, counter(name, seen)).ok());
+    system.add(manifest(name, name, {{"ckpt", "ckpt", ""}}));
+  }
+  ASSERT_TRUE(system.boot().ok());
+  system.node().run({.until_ns = 100'000'000});
+  const servers::CkptStats& stats = system.ckpt().stats;
+  EXPECT_EQ(stats.commits, 8 * steps);
+  EXPECT_LT(stats.transactions, stats.commits / 3) << "commits of the eight programs share transactions";
+  EXPECT_GE(system.disk()->stats().syncs, stats.transactions);
+}
+
+}  // namespace
+}  // namespace persim::persist
