@@ -131,6 +131,7 @@ class Recorder : public kernel::TraceSink {
 
   std::vector<TimelineEntry> timeline;
   std::uint64_t deaths = 0;
+  std::uint64_t power_losses = 0;
 
  private:
   static std::uint64_t key(std::uint32_t index, std::uint32_t generation) {
@@ -188,7 +189,30 @@ void schedule_faults(const Scenario& s, std::uint64_t seed, System& system, Reco
       node.delay_calls(f.target + "#", f.delay_ns_max, static_cast<std::uint32_t>(f.probability * 1e6 + 0.5));
       continue;
     }
-    if (f.kind != FaultKind::kill) continue;  // power loss and corruption: not wired into scenarios yet
+    if (f.kind == FaultKind::power_loss) {
+      const std::uint64_t loss_seed = faults_rng.split(1000 + i).next();
+      auto loss = [&system, &rec, f, loss_seed](kernel::Node& n) {
+        rec.timeline.push_back({n.now_ns(), "fault", std::string("power loss") + (f.torn ? " (torn write)" : "")});
+        rec.add_instant(n.now_ns(), "fault", "power loss");
+        ++rec.power_losses;
+        (void)system.power_loss(f.torn ? servers::PowerLoss::torn : servers::PowerLoss::clean, loss_seed);
+      };
+      if (f.at_ns) node.at(*f.at_ns, loss);
+      continue;
+    }
+    if (f.kind == FaultKind::corrupt) {
+      kernel::Rng rng = faults_rng.split(2000 + i);
+      auto corrupt = [&system, &rec, rng](kernel::Node& n) mutable {
+        const auto files = system.disk()->files();
+        const auto db = files.find(system.ckpt().database);
+        if (db == files.end() || db->second == 0) return;
+        const std::uint64_t offset = rng.below(db->second);
+        system.disk()->corrupt(db->first, offset, static_cast<int>(rng.below(8)));
+        rec.timeline.push_back({n.now_ns(), "fault", "corrupt " + db->first + " at byte " + std::to_string(offset)});
+      };
+      if (f.at_ns) node.at(*f.at_ns, corrupt);
+      continue;
+    }
     if (f.at_ns) node.at(*f.at_ns, kill);
     if (f.after_calls) {
       const std::string process = f.target + "#" + std::to_string(f.incarnation);
@@ -313,6 +337,7 @@ RunResult run_scenario(const Scenario& s, std::uint64_t seed, const Outputs& out
   config.seed = seed;
   config.kernel_call_cost_ns = s.kernel_call_cost_ns;
   System system(config);
+  if (s.durable_store) system.use_durable_checkpoints(s.group_commit_window_ns);
   system.add_standard_servers(s.server_restart);
   for (const servers::Manifest& manifest : s.programs) {
     // Each instance runs its own registration: the program with its parameters.
@@ -360,11 +385,11 @@ RunResult run_scenario(const Scenario& s, std::uint64_t seed, const Outputs& out
                        system.supervisor().audit.refused_restores;
   m.redone_lines = count_redone_lines(system);
   m.forgeries_accepted = count_forgeries(system);
-  for (const auto& [key, bytes] : system.ckpt().store.records()) {
-    if (!key.starts_with("ckpt:")) continue;
-    ++m.checkpoint_images;
-    m.checkpoint_bytes += bytes.size();
-  }
+  m.checkpoints = system.ckpt().stats.commits;
+  m.checkpoint_bytes = system.ckpt().stats.bytes;
+  m.checkpoint_transactions = system.ckpt().stats.transactions;
+  m.disk_syncs = system.disk() != nullptr ? system.disk()->stats().syncs : 0;
+  m.power_losses = rec.power_losses;
   // Supervisor events into the timeline; recovery from each death to the next start.
   std::map<std::string, std::uint64_t> died_at;
   for (const servers::SupervisorEvent& e : system.supervisor().events) {
@@ -417,7 +442,7 @@ RunResult run_scenario(const Scenario& s, std::uint64_t seed, const Outputs& out
                  "%llu restarts, %llu refused starts\n"
                  "  work re-done: %llu console lines; recovery (death to restart, virtual): mean %s ms, max %s ms\n"
                  "  audit: %llu failed lookups, %llu refused restores, %llu forgeries accepted\n"
-                 "  checkpoint store: %llu images, %llu bytes; trace hash %s\n",
+                 "  checkpoints: %llu (%llu bytes) in %llu transactions, %llu disk syncs, %llu power losses; trace hash %s\n",
                  ms(m.virtual_ns).c_str(), m.wall_s, ratio, static_cast<unsigned long long>(m.kernel_calls),
                  static_cast<unsigned long long>(m.deaths), static_cast<unsigned long long>(m.restarts),
                  static_cast<unsigned long long>(m.refused_grants), static_cast<unsigned long long>(m.redone_lines),
@@ -425,8 +450,9 @@ RunResult run_scenario(const Scenario& s, std::uint64_t seed, const Outputs& out
                  ms(m.recovery_virtual_ns_max).c_str(), static_cast<unsigned long long>(m.failed_lookups),
                  static_cast<unsigned long long>(m.refused_restores),
                  static_cast<unsigned long long>(m.forgeries_accepted),
-                 static_cast<unsigned long long>(m.checkpoint_images),
-                 static_cast<unsigned long long>(m.checkpoint_bytes), hex64(m.trace_hash).c_str());
+                 static_cast<unsigned long long>(m.checkpoints), static_cast<unsigned long long>(m.checkpoint_bytes),
+                 static_cast<unsigned long long>(m.checkpoint_transactions), static_cast<unsigned long long>(m.disk_syncs),
+                 static_cast<unsigned long long>(m.power_losses), hex64(m.trace_hash).c_str());
     if (result.failed.empty()) {
       std::fprintf(out.timeline, "expectations: all held\n");
     } else {
@@ -447,7 +473,7 @@ RunResult run_scenario(const Scenario& s, std::uint64_t seed, const Outputs& out
 std::string metrics_csv_header() {
   return "seed,scenario_hash,ok,trace_hash,virtual_ns,wall_s,kernel_calls,processes_started,deaths,restarts,"
          "refused_grants,failed_lookups,refused_restores,forgeries_accepted,redone_lines,recovery_virtual_ns_max,"
-         "checkpoint_images,checkpoint_bytes,overrides";
+         "checkpoints,checkpoint_bytes,checkpoint_transactions,disk_syncs,power_losses,overrides";
 }
 
 std::string metrics_csv_row(const Metrics& m, bool ok) {
@@ -456,7 +482,8 @@ std::string metrics_csv_row(const Metrics& m, bool ok) {
       << m.virtual_ns << ',' << m.wall_s << ',' << m.kernel_calls << ',' << m.processes_started << ',' << m.deaths
       << ',' << m.restarts << ',' << m.refused_grants << ',' << m.failed_lookups << ',' << m.refused_restores << ','
       << m.forgeries_accepted << ',' << m.redone_lines << ',' << m.recovery_virtual_ns_max << ','
-      << m.checkpoint_images << ',' << m.checkpoint_bytes << ",\"" << m.overrides << '"';
+      << m.checkpoints << ',' << m.checkpoint_bytes << ',' << m.checkpoint_transactions << ',' << m.disk_syncs << ','
+      << m.power_losses << ",\"" << m.overrides << '"';
   return row.str();
 }
 
@@ -479,8 +506,11 @@ std::string metrics_json(const Metrics& m, const std::vector<std::string>& faile
   j["forgeries_accepted"] = m.forgeries_accepted;
   j["redone_lines"] = m.redone_lines;
   j["recovery_virtual_ns_max"] = m.recovery_virtual_ns_max;
-  j["checkpoint_images"] = m.checkpoint_images;
+  j["checkpoints"] = m.checkpoints;
   j["checkpoint_bytes"] = m.checkpoint_bytes;
+  j["checkpoint_transactions"] = m.checkpoint_transactions;
+  j["disk_syncs"] = m.disk_syncs;
+  j["power_losses"] = m.power_losses;
   j["recoveries"] = m.recoveries;
   j["overrides"] = m.overrides;
   return j.dump(2);

@@ -40,8 +40,11 @@ struct Metrics {
   std::uint64_t recovery_virtual_ns_total = 0;
   std::uint64_t recoveries = 0;
   std::string overrides;  // the --set assignments of the run, ';'-separated
-  std::uint64_t checkpoint_images = 0;      // images kept by the checkpoint store at the end
+  std::uint64_t checkpoints = 0;            // images the checkpoint store committed
   std::uint64_t checkpoint_bytes = 0;
+  std::uint64_t checkpoint_transactions = 0;  // backend commits (durable: one sync each, shared by a group)
+  std::uint64_t disk_syncs = 0;             // the durable store's disk
+  std::uint64_t power_losses = 0;
 };
 
 struct RunResult {

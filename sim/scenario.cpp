@@ -41,7 +41,9 @@ void read_scenario_table(const Walker& w, const toml::table& t, Scenario& s) {
 
 void read_servers_table(const Walker& w, const toml::table& t, Scenario& s) {
   const std::string path = "servers";
-  w.only(t, path, {"restart", "checkpoint_store"});
+  w.only(t, path, {"restart", "checkpoint_store", "group_commit_window_ns"});
+  if (const auto ns = w.integer(t, path, "group_commit_window_ns", 0, ns_max))
+    s.group_commit_window_ns = static_cast<std::uint64_t>(*ns);
   if (const auto r = w.string(t, path, "restart", false)) {
     if (*r == "never") {
       s.server_restart = servers::RestartPolicy::never;
@@ -57,9 +59,7 @@ void read_servers_table(const Walker& w, const toml::table& t, Scenario& s) {
     if (*store != "memory" && *store != "durable")
       w.fail(t.get("checkpoint_store")->source(), path + ".checkpoint_store",
              "expected memory or durable, got \"" + *store + "\"");
-    if (*store == "durable")
-      w.fail(t.get("checkpoint_store")->source(), path + ".checkpoint_store",
-             "the durable checkpoint store is not wired into scenarios yet (use memory)");
+
     s.durable_store = *store == "durable";
   }
 }
@@ -163,6 +163,8 @@ Fault read_fault(const Walker& w, const toml::table& t, const std::string& path,
   }
   if (f.kind != FaultKind::kill && f.after_calls)
     w.fail(t.get("after_calls")->source(), path + ".after_calls", "only kill faults count kernel calls");
+  if ((f.kind == FaultKind::power_loss || f.kind == FaultKind::corrupt) && !f.at_ns)
+    w.fail(t.source(), path, kind + " happens at a time: give at_ms or at_ns");
   if (const auto mode = w.string(t, path, "mode", false)) {
     if (f.kind != FaultKind::power_loss) w.fail(t.get("mode")->source(), path + ".mode", "only power_loss takes a mode");
     if (*mode != "clean" && *mode != "torn")

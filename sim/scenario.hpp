@@ -69,6 +69,7 @@ struct Scenario {
   std::uint64_t kernel_call_cost_ns = 100;
   servers::RestartPolicy server_restart = servers::RestartPolicy::always;
   bool durable_store = false;
+  std::uint64_t group_commit_window_ns = 0;
   std::vector<servers::Manifest> programs;
   std::vector<Fault> faults;
   std::vector<Input> inputs;

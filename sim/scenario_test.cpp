@@ -62,6 +62,10 @@ TEST(Scenario, BadInputIsRefusedWithWhereAndWhat) {
             "s.toml:11:9: fault[0].at_ms: expected a number of at least 0");
   EXPECT_EQ(error(base + "[expect]\nrestarts = { c = \"one\" }\n"), "s.toml:9:18: expect.restarts.c: expected a whole number");
   EXPECT_EQ(error("[scenario]\nseed = 1\n"), "s.toml:1:1: program: a scenario needs at least one [[program]]");
+  EXPECT_EQ(error(base + "[[fault]]\nkind = \"power_loss\"\nat_ms = 1\n"),
+            "s.toml:8:1: fault[0].kind: power_loss needs servers.checkpoint_store = \"durable\"");
+  EXPECT_EQ(error("[servers]\ncheckpoint_store = \"durable\"\n" + base + "[[fault]]\nkind = \"power_loss\"\nrate_per_s = 1\n"),
+            "s.toml:10:1: fault[0]: power_loss happens at a time: give at_ms or at_ns");
   EXPECT_EQ(error("bogus = 1\n" + base), "s.toml:1:9: bogus: unknown key (expected one of: scenario, node, servers, program, "
                                          "fault, input, expect)");
   EXPECT_EQ(error(base + "[[fault]]\nkind = \"kill\"\ntarget = \"c\"\nat_ms = 1\nat_ns = 5\n"),
