@@ -26,6 +26,7 @@ const char* to_string(PersistError e) noexcept {
     case PersistError::wrong_size: return "wrong_size";
     case PersistError::grant_missing: return "grant_missing";
     case PersistError::session_refused: return "session_refused";
+    case PersistError::group_aborted: return "group_aborted";
   }
   return "unknown";
 }
@@ -38,6 +39,7 @@ std::string file_entry(const std::string& name) { return ".file:" + name; }
 std::string token_entry(const std::string& what) { return ".token:" + what; }
 std::string grant_entry(const std::string& name) { return ".grant:" + name; }
 std::string console_input_entry(const std::string& name) { return ".console_in:" + name; }
+const std::string group_epoch_entry = ".group_epoch";
 
 PersistStatus fail(PersistError e, std::string what) { return {e, std::move(what)}; }
 
@@ -170,6 +172,7 @@ PersistStatus Persistent::load(const Image& image) {
       k->token_ = e->token;
   if (const Entry* e = image.find(random_entry); e != nullptr && e->kind == EntryKind::random)
     rng_ = kernel::Rng::from_state({e->numbers[0], e->numbers[1], e->numbers[2], e->numbers[3]});
+  if (const Entry* e = image.find(group_epoch_entry); e != nullptr && e->kind == EntryKind::u64) group_epoch_ = e->number;
   sequence_ = image.sequence;
   return {};
 }
@@ -316,6 +319,7 @@ Image Persistent::snapshot() {
   for (const auto& k : kvs_) token("kv:" + k->name_, k->token_);
   const std::array<std::uint64_t, 4> state = rng_.state();
   add(EntryKind::random, random_entry).numbers.assign(state.begin(), state.end());
+  if (options_.group) add(EntryKind::u64, group_epoch_entry).number = group_epoch_ + 1;
   return image;
 }
 
@@ -340,6 +344,17 @@ PersistStatus Persistent::checkpoint(std::uint64_t* version) {
   encode(snapshot(), buffer_);
   for (auto& c : consoles_) c->input_at_.reset();
   std::uint64_t v = 0;
+  if (options_.group) {
+    // All or none with the group: committed once every member has prepared this epoch.
+    const Outcome o = store_.prepare(sys_, buffer_, group_epoch_ + 1, &v);
+    if (o.service == ServiceError::failed)
+      return fail(PersistError::group_aborted, "group epoch " + std::to_string(group_epoch_ + 1) + " aborted");
+    if (!o) return fail(PersistError::no_store, "checkpoint store: prepare: " + o.describe());
+    ++group_epoch_;
+    ++sequence_;
+    if (version != nullptr) *version = v;
+    return {};
+  }
   Outcome o = store_.write(sys_, buffer_, &v);
   if (o.server_gone()) {
     Cap<Endpoint> fresh;

@@ -47,6 +47,11 @@ struct Options {
   std::uint32_t oldest_readable = 1;  // images of older versions are refused
   Effects effects = Effects::at_least_once;
   std::string checkpoint_grant = "ckpt";
+  // A member of a checkpoint group (its manifest names the group): every
+  // checkpoint is a group checkpoint, committed only with the whole group's
+  // (see servers/ckpt/ckpt.hpp). It blocks until every member has taken its
+  // own: a member must not checkpoint while another member waits on it.
+  bool group = false;
 };
 
 // What went wrong, naming which grant, session, image or field.
@@ -60,6 +65,7 @@ enum class PersistError : std::uint8_t {
   wrong_size,       // a region's size differs from the image's
   grant_missing,    // a grant the image names was not granted to this incarnation
   session_refused,  // a server refused to rebuild a recorded session
+  group_aborted,    // a group checkpoint did not complete: a member died (the group restarts)
 };
 const char* to_string(PersistError e) noexcept;
 
@@ -180,6 +186,8 @@ class Persistent {
   // The image the next checkpoint would write (for tests and inspection).
   Image snapshot();
   std::uint64_t checkpoints() const { return sequence_; }
+  // A group member: the group epoch of its state (restored, or last committed).
+  std::uint64_t group_epoch() const { return group_epoch_; }
 
  private:
   friend class File;
@@ -218,6 +226,7 @@ class Persistent {
   std::vector<std::unique_ptr<Kv>> kvs_;
   kernel::Rng rng_;
   std::uint64_t sequence_ = 0;
+  std::uint64_t group_epoch_ = 0;  // the group epoch of the image restored or last committed
   servers::CkptClient store_;
   bool restored_ = false;
   std::vector<std::byte> buffer_;  // the encoded image, reused

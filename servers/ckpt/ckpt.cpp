@@ -168,6 +168,17 @@ class CkptStore {
         for (const auto& [version, image] : slot.images) w.u64(version).u64(image.size());
         return ServiceError::ok;
       }
+      case CkptOp::prepare: {
+        // Only refusals get here: a valid prepare waits (defer).
+        std::uint64_t epoch = 0;
+        return check_prepare(badge, *s, slot, in, &epoch);
+      }
+      case CkptOp::group_epoch: {
+        if (!in.done()) return ServiceError::malformed;
+        if (s->group.empty()) return ServiceError::wrong_session;
+        wire::Writer(reply).u64(host_.groups[s->group].committed_epoch);
+        return ServiceError::ok;
+      }
       case CkptOp::open: return ServiceError::wrong_session;
     }
     return ServiceError::unknown_operation;
@@ -178,6 +189,12 @@ class CkptStore {
     if (op == static_cast<std::uint64_t>(RootOp::client_gone)) {
       const std::uint64_t client = in.u64();
       if (!in.done()) return ServiceError::malformed;
+      // A member gone: its group's epoch in progress cannot complete.
+      std::set<std::string> aborted;
+      state_.sessions.for_each([&](std::uint64_t, const CkptSession& s) {
+        if (s.client == client && !s.group.empty()) aborted.insert(s.group);
+      });
+      for (const std::string& group : aborted) abort_group(group);
       wire::Writer(reply).u32(static_cast<std::uint32_t>(state_.sessions.close_client(sys_, client)));
       std::erase_if(covered_, [this](const auto& c) { return state_.sessions.find(c.first) == nullptr; });
       return ServiceError::ok;
@@ -186,11 +203,14 @@ class CkptStore {
     const std::string slot(in.str());
     std::uint64_t quota = in.u64();
     const std::uint64_t client = in.u64();
-    if (!in.done() || slot.empty() || slot.size() > name_bytes_max || slot.find('\0') != std::string::npos)
+    const std::string group(in.str());
+    if (!in.done() || slot.empty() || slot.size() > name_bytes_max || slot.find('\0') != std::string::npos ||
+        group.size() > name_bytes_max)
       return ServiceError::malformed;
     if (quota == 0) quota = default_quota_bytes;
     state_.slots[slot].quota = quota;
-    return state_.sessions.open(sys_, ep_, CkptSession{client, slot, std::nullopt, {}}, reply, for_supervisor);
+    if (!group.empty()) host_.groups[group].members.insert(slot);
+    return state_.sessions.open(sys_, ep_, CkptSession{client, slot, group, std::nullopt, {}}, reply, for_supervisor);
   }
 
   // Part of the image in progress. (It needs no slot: it writes the session's staging.)
@@ -250,8 +270,10 @@ class CkptStore {
 
  public:
   // The durable backend: a valid commit waits to share a transaction (its reply
-  // capability kept); the others are answered at once.
+  // capability kept); the others are answered at once. A valid prepare waits
+  // for the rest of its group.
   bool defer(std::uint64_t badge, Message& request, Cap<kernel::Reply> reply) {
+    if (badge != 0 && request.label == static_cast<std::uint64_t>(CkptOp::prepare)) return defer_prepare(badge, request, reply);
     if (!storage_.durable() || badge == 0 || request.label != static_cast<std::uint64_t>(CkptOp::commit)) return false;
     CkptSession* s = state_.sessions.find(badge);
     if (s == nullptr) return false;
@@ -271,17 +293,70 @@ class CkptStore {
   void timeout() { flush(); }
 
  private:
-  // One transaction for every waiting commit, then each is answered.
-  void flush() {
+  // A member's prepare: the group's next epoch, and a complete image.
+  ServiceError check_prepare(std::uint64_t badge, CkptSession& s, CkptSlot& slot, wire::Reader& in,
+                             std::uint64_t* epoch) {
+    *epoch = in.u64();
+    if (s.group.empty()) return ServiceError::wrong_session;
+    if (*epoch != host_.groups[s.group].committed_epoch + 1) return ServiceError::conflict;
+    if (prepared_[s.group].contains(s.slot)) return ServiceError::conflict;  // prepared already
+    return check_commit(badge, s, slot, in);
+  }
+
+  bool defer_prepare(std::uint64_t badge, Message& request, Cap<kernel::Reply> reply) {
+    CkptSession* s = state_.sessions.find(badge);
+    if (s == nullptr) return false;
+    CkptSlot& slot = state_.slots[s->slot];
+    wire::Reader in(request);
+    std::uint64_t epoch = 0;
+    if (check_prepare(badge, *s, slot, in, &epoch) != ServiceError::ok) return false;  // answered now, with the error
+    Pending p = take(badge, *s, slot);
+    p.reply = reply;
+    std::map<std::string, Pending>& waiting = prepared_[s->group];
+    waiting.emplace(s->slot, std::move(p));
+    const CkptGroup& group = host_.groups[s->group];
+    if (waiting.size() == group.members.size()) commit_group(s->group);
+    return true;
+  }
+
+  // Every member has prepared: their images commit in one transaction.
+  void commit_group(const std::string& name) {
     std::vector<Pending> batch;
-    batch.swap(pending_);
+    for (auto& [slot, p] : prepared_[name]) batch.push_back(std::move(p));
+    prepared_.erase(name);
     const bool ok = apply(batch);
-    for (Pending& p : batch) {
+    if (ok) {
+      ++host_.groups[name].committed_epoch;
+      ++host_.group_commits;
+    }
+    answer_all(batch, ok);
+  }
+
+  // A member is gone: the epoch in progress is dropped and its waiting members told.
+  void abort_group(const std::string& name) {
+    const auto it = prepared_.find(name);
+    if (it == prepared_.end()) return;
+    std::vector<Pending> dropped;
+    for (auto& [slot, p] : it->second) dropped.push_back(std::move(p));
+    prepared_.erase(it);
+    ++host_.group_aborts;
+    answer_all(dropped, false);
+  }
+
+  void answer_all(std::vector<Pending>& answered, bool ok) {
+    for (Pending& p : answered) {
       Message reply{};
       if (ok) wire::Writer(reply).u64(p.version);
       reply.label = static_cast<std::uint64_t>(ok ? ServiceError::ok : ServiceError::failed);
       (void)sys_.reply(p.reply, reply);  // a committer gone: its image stays committed
     }
+  }
+
+  // One transaction for every waiting commit, then each is answered.
+  void flush() {
+    std::vector<Pending> batch;
+    batch.swap(pending_);
+    answer_all(batch, apply(batch));
   }
 
   // Makes `images` lasting in one backend commit, the versions they push out
@@ -328,6 +403,7 @@ class CkptStore {
   Storage& storage_;
   CkptState state_;
   std::vector<Pending> pending_;      // commits waiting for the next transaction
+  std::map<std::string, std::map<std::string, Pending>> prepared_;  // by group, by slot: waiting for the rest
   std::uint64_t first_pending_ns_ = 0;
   std::vector<std::byte> spare_;  // the bytes of the last image dropped, reused by the next begin
   // Per session with an image in progress (by badge): every staging byte
@@ -398,21 +474,49 @@ void ckpt_main(Sys& sys, CkptHost& host) {
   serve(sys, *ep, store, host.audit);
 }
 
-Outcome CkptClient::write(Sys& sys, std::span<const std::byte> image, std::uint64_t* version) const {
-  Message request = request_for(CkptOp::begin), reply{};
+namespace {
+
+// Sends an image in chunks (begin, chunks); the caller then commits or prepares it.
+Outcome stage(Sys& sys, Cap<Endpoint> session, std::span<const std::byte> image) {
+  Message request = wire::request(CkptOp::begin), reply{};
   wire::Writer(request).u64(image.size());
-  Outcome o = call(sys, session_, request, reply);
+  Outcome o = call(sys, session, request, reply);
   // One request message for every chunk: only the label and the payload change
   // (it carries no capabilities; only `length` bytes are sent).
   request.label = static_cast<std::uint64_t>(CkptOp::chunk);
   for (std::size_t at = 0; o && at < image.size(); at += chunk_bytes_max) {
     wire::Writer(request).u64(at).bytes(image.subspan(at, std::min(chunk_bytes_max, image.size() - at)));
-    o = call(sys, session_, request, reply);
+    o = call(sys, session, request, reply);
   }
+  return o;
+}
+
+}  // namespace
+
+Outcome CkptClient::write(Sys& sys, std::span<const std::byte> image, std::uint64_t* version) const {
+  Outcome o = stage(sys, session_, image);
   if (!o) return o;
-  request = request_for(CkptOp::commit);
+  Message request = wire::request(CkptOp::commit), reply{};
   o = call(sys, session_, request, reply);
   if (o && version != nullptr) *version = wire::Reader(reply).u64();
+  return o;
+}
+
+Outcome CkptClient::prepare(Sys& sys, std::span<const std::byte> image, std::uint64_t epoch,
+                            std::uint64_t* version) const {
+  Outcome o = stage(sys, session_, image);
+  if (!o) return o;
+  Message request = wire::request(CkptOp::prepare), reply{};
+  wire::Writer(request).u64(epoch);
+  o = call(sys, session_, request, reply);
+  if (o && version != nullptr) *version = wire::Reader(reply).u64();
+  return o;
+}
+
+Outcome CkptClient::group_epoch(Sys& sys, std::uint64_t* epoch) const {
+  Message request = wire::request(CkptOp::group_epoch), reply{};
+  const Outcome o = call(sys, session_, request, reply);
+  if (o) *epoch = wire::Reader(reply).u64();
   return o;
 }
 
@@ -456,10 +560,11 @@ Outcome CkptClient::list(Sys& sys, std::vector<std::pair<std::uint64_t, std::uin
   return o;
 }
 
-Outcome ckpt_open(Sys& sys, Cap<Endpoint> root, std::string_view slot, std::uint64_t quota, std::uint64_t client,
-                  Cap<Endpoint>* session) {
+Outcome ckpt_open(Sys& sys, Cap<Endpoint> root, std::string_view slot, std::string_view group, std::uint64_t quota,
+                  std::uint64_t client, Cap<Endpoint>* session) {
   Message request = request_for(CkptOp::open), reply{};
-  if (!wire::Writer(request).str(slot).u64(quota).u64(client).ok()) return {kernel::Error{}, ServiceError::malformed};
+  if (!wire::Writer(request).str(slot).u64(quota).u64(client).str(group).ok())
+    return {kernel::Error{}, ServiceError::malformed};
   const Outcome o = call(sys, root, request, reply);
   if (o) *session = reply.received_cap<Endpoint>(0);
   return o;

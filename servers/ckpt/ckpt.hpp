@@ -17,6 +17,7 @@
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -29,14 +30,26 @@
 namespace persim::servers {
 
 enum class CkptOp : std::uint64_t {
-  open = 1,    // root: str slot, u64 quota bytes, u64 client -> session cap
+  open = 1,    // root: str slot, u64 quota bytes, u64 client, str group ("" none) -> session cap
   begin = 2,   // u64 size: start an image of that size (replaces one in progress)
   chunk = 3,   // u64 offset, bytes: part of the image in progress
   commit = 4,  // -> u64 version: the image in progress, complete, becomes the newest
   info = 5,    // -> u64 version, u64 size of the newest (not_found if none)
   read = 6,    // u64 version, u64 offset, u32 max -> bytes (not_found if not kept)
   list = 7,    // -> u8 n, n x (u64 version, u64 size), oldest first
+  prepare = 8,  // group members: u64 epoch -> u64 version, once every member has
+                // prepared that epoch (the image in progress, as with commit)
+  group_epoch = 9,  // group members: -> u64 the group's last committed epoch
 };
+
+// Group checkpoints: the slots opened with the same group name commit
+// together. Each member prepares its image for the group's next epoch; the
+// store answers none until all have, then commits all their images in one
+// transaction (atomic: a restore finds every member's image of that epoch or
+// none of them) and answers every member. A member's session closing while
+// others wait (it died) aborts the epoch: the waiting members are answered
+// `failed` and nothing of the epoch is kept. No member trusts another: only
+// the store decides.
 
 inline constexpr std::size_t images_kept = 2;            // per slot: the newest and the one before
 inline constexpr std::uint64_t image_bytes_max = 64u << 20;  // one image
@@ -52,8 +65,15 @@ struct CkptSlot {
 struct CkptSession {
   std::uint64_t client = 0;
   std::string slot;
+  std::string group;  // "" unless the slot checkpoints with a group
   std::optional<std::vector<std::byte>> staging;  // an image in progress
   std::vector<bool> written;                      // which staging bytes a chunk covered
+};
+
+// A group's members and where its epochs stand.
+struct CkptGroup {
+  std::set<std::string> members;    // slots
+  std::uint64_t committed_epoch = 0;
 };
 
 struct CkptState {
@@ -83,6 +103,11 @@ struct CkptHost {
   std::uint64_t group_commit_window_ns = 0;
   // Why the last store process could not start (its database would not open or load).
   std::string failure;
+  // Groups: their members and committed epochs, as the store's trusted
+  // storage keeps them (they outlive the store's processes and power losses).
+  std::map<std::string, CkptGroup> groups;
+  std::uint64_t group_commits = 0;
+  std::uint64_t group_aborts = 0;
 };
 
 // Grants: "supervisor" (to announce "ckpt").
@@ -101,12 +126,18 @@ class CkptClient {
   Outcome list(kernel::Sys& sys, std::vector<std::pair<std::uint64_t, std::uint64_t>>* versions) const;
   // One kept image, whole.
   Outcome read(kernel::Sys& sys, std::uint64_t version, std::uint64_t size, std::vector<std::byte>* image) const;
+  // A group member's image for epoch `epoch`: waits until every member has
+  // prepared it, then it is committed with theirs (`*version`), or the epoch
+  // is aborted (failed).
+  Outcome prepare(kernel::Sys& sys, std::span<const std::byte> image, std::uint64_t epoch, std::uint64_t* version) const;
+  Outcome group_epoch(kernel::Sys& sys, std::uint64_t* epoch) const;
 
  private:
   kernel::Cap<kernel::Endpoint> session_;
 };
 
-Outcome ckpt_open(kernel::Sys& sys, kernel::Cap<kernel::Endpoint> root, std::string_view slot, std::uint64_t quota,
+Outcome ckpt_open(kernel::Sys& sys, kernel::Cap<kernel::Endpoint> root, std::string_view slot, std::string_view group,
+                  std::uint64_t quota,
                   std::uint64_t client, kernel::Cap<kernel::Endpoint>* session);
 
 }  // namespace persim::servers

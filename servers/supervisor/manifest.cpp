@@ -71,11 +71,12 @@ GrantSpec grant(const Walker& w, std::string_view name, const toml::node& value,
 Manifest manifest(const Walker& w, const toml::table& t, const std::string& path) {
   w.only(t, path,
          {"instance", "program", "restart", "backoff_ns", "backoff_max_ns", "restarts_max", "provides", "grants",
-          "params"});
+          "params", "group"});
   Manifest m;
   m.program = *w.string(t, path, "program", true);
   m.instance = w.string(t, path, "instance", false).value_or(m.program);
   m.provides = w.string(t, path, "provides", false).value_or("");
+  m.group = w.string(t, path, "group", false).value_or("");
   m.restart = policy(w, t, path);
   m.backoff_ns_initial = static_cast<std::uint64_t>(w.integer(t, path, "backoff_ns", 0, ns_max).value_or(1'000'000));
   m.backoff_ns_max =

@@ -60,7 +60,7 @@ TEST(ManifestToml, MistakesAreNamedWithWhereAndWhat) {
             "test.toml:3:11: program[0].restart: expected one of never, always, on_failure, got \"sometimes\"");
   EXPECT_EQ(error("[[program]]\nprogram = \"a\"\nrestrat = \"never\"\n"),
             "test.toml:3:11: program[0].restrat: unknown key (expected one of: instance, program, restart, "
-            "backoff_ns, backoff_max_ns, restarts_max, provides, grants, params)");
+            "backoff_ns, backoff_max_ns, restarts_max, provides, grants, params, group)");
   EXPECT_EQ(error("[[program]]\nprogram = 7\n"), "test.toml:2:11: program[0].program: expected a string, got an integer");
   EXPECT_EQ(error("[[program]]\ninstance = \"a\"\n"), "test.toml:1:1: program[0].program: missing (expected a string)");
   EXPECT_EQ(error("[[program]]\nprogram = \"a\"\n[[program]]\nprogram = \"a\"\n"),

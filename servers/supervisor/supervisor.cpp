@@ -267,7 +267,7 @@ class Supervisor {
     const std::string_view arg = g.argument.empty() ? std::string_view(own) : std::string_view(g.argument);
     if (g.service == "console") return console_open(sys_, svc.root, arg, in.client, session);
     if (g.service == "kv") return kv_open(sys_, svc.root, arg, in.client, session);
-    if (g.service == "ckpt") return ckpt_open(sys_, svc.root, arg, 0, in.client, session);
+    if (g.service == "ckpt") return ckpt_open(sys_, svc.root, arg, manifest(in).group, 0, in.client, session);
     if (g.service == "fs") {
       std::uint8_t mode = 0;
       if (!fs_mode::parse(g.mode.empty() ? "r" : g.mode, &mode)) return {Error{}, ServiceError::malformed};
@@ -373,6 +373,13 @@ class Supervisor {
     }
     // Its sessions at every server go, those it opened by requests too.
     client_gone(in.client);
+    // Its checkpoint group restarts with it, from the group's last committed epoch.
+    if (!m.group.empty() && status.exit_reason != ExitReason::returned) {
+      for (Instance& other : instances_) {
+        if (&other == &in || other.phase != Phase::running || manifest(other).group != m.group) continue;
+        (void)sys_.kill(other.process);  // its exit (killed) is handled when its watch signals it
+      }
+    }
     schedule_restart(in, status.exit_reason != ExitReason::returned);
   }
 

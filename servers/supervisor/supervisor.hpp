@@ -52,6 +52,10 @@ struct Manifest {
   std::string program;   // a program registered on the node
   std::vector<GrantSpec> grants;
   std::string provides;  // the service this instance announces, if it is a server
+  // A checkpoint group: its members' ckpt slots commit together (group
+  // checkpoints), and when one member dies the supervisor kills the others, so
+  // that all restart from the group's last committed epoch.
+  std::string group;
   RestartPolicy restart = RestartPolicy::never;
   std::uint64_t backoff_ns_initial = 1'000'000;  // before the first restart; doubles each time
   std::uint64_t backoff_ns_max = 1'000'000'000;
