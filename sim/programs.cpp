@@ -198,6 +198,94 @@ kernel::Entry forger(const ProgramKind& kind, const Params& params, std::string*
   };
 }
 
+// ---------------------------------------------------------------- ledger and teller
+
+// The ledger: holds two accounts as its own state and serves transfers
+// ("ledger" sessions: u64 amount, u8 to_bob -> u64 alice, u64 bob), refusing
+// one that would overdraw. A member of the bank's checkpoint group: it
+// checkpoints after every `every` transfers, with the teller.
+kernel::Entry ledger(const ProgramKind& kind, const Params& params, std::string* error) {
+  Args a(kind, params, error);
+  const std::uint64_t every = a.number("every");
+  if (!a.ok()) return {};
+  return [=](Sys& sys) {
+    Persistent p(sys, {.program = "ledger", .group = true});
+    std::uint64_t alice = 100, bob = 100, transfers = 0;
+    p.field("alice", alice);
+    p.field("bob", bob);
+    p.field("transfers", transfers);
+    restore_or_crash(p);
+    const Cap<Endpoint> ep = sys.endpoint_create().value();
+    servers::Sessions<servers::FsSession> sessions;
+    if (!servers::announce(sys, "ledger", ep)) return;
+    for (;;) {
+      kernel::Message request{}, reply{};
+      const kernel::Result<kernel::Received> r = sys.receive(ep, request);
+      if (!r) return;
+      servers::wire::Reader in(request);
+      servers::ServiceError e = servers::ServiceError::ok;
+      bool transferred = false;
+      if (r->badge == 0 && request.label == static_cast<std::uint64_t>(servers::RootOp::open)) {
+        (void)in.str();
+        (void)in.str();
+        e = sessions.open(sys, ep, servers::FsSession{in.u64(), "", 0, 0}, reply, servers::for_supervisor);
+      } else if (r->badge == 0) {
+        e = servers::close_client(sys, sessions, in, reply);
+      } else {
+        const std::uint64_t amount = in.u64();
+        const bool to_bob = in.u8() != 0;
+        std::uint64_t& from = to_bob ? alice : bob;
+        std::uint64_t& to = to_bob ? bob : alice;
+        if (amount <= from) {
+          from -= amount;
+          to += amount;
+        }
+        ++transfers;
+        transferred = true;
+        servers::wire::Writer(reply).u64(alice).u64(bob);
+      }
+      reply.label = static_cast<std::uint64_t>(e);
+      (void)sys.reply(r->reply, reply);
+      if (transferred && transfers % every == 0 && !p.checkpoint()) return;
+    }
+  };
+}
+
+// The teller: asks the ledger for `transfers` random transfers and prints each
+// outcome with the total; checkpoints with the ledger after every `every`.
+kernel::Entry teller(const ProgramKind& kind, const Params& params, std::string* error) {
+  Args a(kind, params, error);
+  const std::uint64_t transfers = a.number("transfers"), every = a.number("every"), step_ns = a.number("step_ns");
+  if (!a.ok()) return {};
+  if (every == 0 || transfers % every != 0) {
+    *error = "params.every: must divide params.transfers (the last transfer ends with a group checkpoint)";
+    return {};
+  }
+  return [=](Sys& sys) {
+    Persistent p(sys, {.program = "teller", .group = true});
+    std::uint64_t done = 0;
+    p.field("done", done);
+    persist::Console& out = p.console("console");
+    restore_or_crash(p);
+    const Cap<Endpoint> ledger_cap = sys.granted<Endpoint>("ledger").value();
+    while (done < transfers) {
+      kernel::Message request{}, reply{};
+      request.label = 1;
+      const std::uint64_t amount = p.random_below(30);
+      const bool to_bob = p.random_below(2) == 0;
+      servers::wire::Writer(request).u64(amount).u8(to_bob ? 1 : 0);
+      if (!servers::call(sys, ledger_cap, request, reply)) throw std::runtime_error("ledger gone");
+      servers::wire::Reader in(reply);
+      const std::uint64_t alice = in.u64(), bob = in.u64();
+      ++done;
+      (void)out.write(sys, "transfer " + std::to_string(done) + ": alice " + std::to_string(alice) + ", bob " +
+                               std::to_string(bob) + ", total " + std::to_string(alice + bob) + "\n");
+      if (done % every == 0 && !p.checkpoint()) return;
+      if (!sys.sleep_for(step_ns)) return;
+    }
+  };
+}
+
 std::vector<ProgramKind> make_programs() {
   const ParamSpec effects{"effects", "at_least_once", "at_least_once or exactly_once"};
   std::vector<ProgramKind> all = {
@@ -224,6 +312,19 @@ std::vector<ProgramKind> make_programs() {
        {"console"},
        {{"guesses", "4", "how many made-up handles to try"}},
        {}},
+      {"ledger", "a bank's ledger: two accounts as its own state, transfers served to tellers (provides \"ledger\"); "
+                 "checkpoints as a group member (its manifest needs group = ...)",
+       {"ckpt"},
+       {"ckpt"},
+       {{"every", "2", "checkpoint (with its group) after every this many transfers"}},
+       {}},
+      {"teller", "asks the ledger for random transfers and prints each with the total; checkpoints with the ledger's group",
+       {"ledger (ledger:NAME)", "console", "ckpt"},
+       {"ledger", "console", "ckpt"},
+       {{"transfers", "10", "how many transfers (a multiple of every)"},
+        {"every", "2", "checkpoint (with its group) after every this many transfers"},
+        {"step_ns", "1000000", "virtual time between transfers"}},
+       {}},
       {"logger", "appends line 1..lines to its log file, checkpointing every `every` lines",
        {"log (fs:PATH, mode ca)", "ckpt"},
        {"log", "ckpt"},
@@ -231,6 +332,7 @@ std::vector<ProgramKind> make_programs() {
         {"step_ns", "1000000", "virtual time between lines"}, effects},
        {}},
   };
+  std::sort(all.begin(), all.end(), [](const ProgramKind& a, const ProgramKind& b) { return a.name < b.name; });
   for (ProgramKind& k : all) {
     const std::string name = k.name;
     k.make = [name](const Params& params, std::string* error) -> kernel::Entry {
@@ -239,6 +341,8 @@ std::vector<ProgramKind> make_programs() {
       if (name == "counter") return counter(self, params, error);
       if (name == "echo") return echo(self, params, error);
       if (name == "forger") return forger(self, params, error);
+      if (name == "ledger") return ledger(self, params, error);
+      if (name == "teller") return teller(self, params, error);
       return logger(self, params, error);
     };
   }

@@ -241,7 +241,7 @@ void schedule_faults(const Scenario& s, std::uint64_t seed, System& system, Reco
   }
 }
 
-std::string quoted(const std::string& s) {
+std::string quote_text(const std::string& s) {
   std::string out = "\"";
   for (const char c : s) {
     if (c == '\n') {
@@ -260,12 +260,20 @@ std::vector<std::string> check(const Scenario& s, System& system, const Metrics&
   const Expectations& x = s.expect;
   for (const auto& [stream, want] : x.console) {
     const std::string got = system.console().output[stream];
-    if (got != want) failed.push_back("console." + stream + ": expected " + quoted(want) + ", got " + quoted(got));
+    if (got != want) failed.push_back("console." + stream + ": expected " + quote_text(want) + ", got " + quote_text(got));
   }
   for (const auto& [stream, want] : x.console_contains) {
     const std::string got = system.console().output[stream];
     if (got.find(want) == std::string::npos)
-      failed.push_back("console_contains." + stream + ": " + quoted(want) + " not in " + quoted(got));
+      failed.push_back("console_contains." + stream + ": " + quote_text(want) + " not in " + quote_text(got));
+  }
+  for (const auto& [stream, want] : x.console_every_line) {
+    std::istringstream lines(system.console().output[stream]);
+    for (std::string line; std::getline(lines, line);)
+      if (line.find(want) == std::string::npos) {
+        failed.push_back("console_every_line." + stream + ": " + quote_text(line) + " lacks " + quote_text(want));
+        break;
+      }
   }
   if (x.no_refused_grant.value_or(false) && m.refused_grants > 0)
     failed.push_back("no_refused_grant: " + std::to_string(m.refused_grants) + " starts were refused");
@@ -281,7 +289,7 @@ std::vector<std::string> check(const Scenario& s, System& system, const Metrics&
     const servers::TrustedStore::Bytes* b = system.fs().store.get("file:" + path);
     const std::string got = b != nullptr ? std::string(reinterpret_cast<const char*>(b->data()), b->size()) : "";
     if (b == nullptr || got != want)
-      failed.push_back("files." + path + ": expected " + quoted(want) + ", got " + (b ? quoted(got) : "no such file"));
+      failed.push_back("files." + path + ": expected " + quote_text(want) + ", got " + (b ? quote_text(got) : "no such file"));
   }
   return failed;
 }
@@ -360,7 +368,7 @@ RunResult run_scenario(const Scenario& s, std::uint64_t seed, const Outputs& out
   schedule_faults(s, seed, system, rec);
   for (const Input& in : s.inputs) {
     system.node().at(in.at_ns, [&system, &rec, in](kernel::Node& n) {
-      rec.timeline.push_back({n.now_ns(), "input", in.stream + " <- " + quoted(in.text) + (in.end ? " (end)" : "")});
+      rec.timeline.push_back({n.now_ns(), "input", in.stream + " <- " + quote_text(in.text) + (in.end ? " (end)" : "")});
       system.console_input(in.stream, in.text, in.end);
     });
   }

@@ -188,11 +188,14 @@ std::map<std::string, std::string> string_map(const Walker& w, const toml::table
 
 void read_expect(const Walker& w, const toml::table& t, Scenario& s) {
   const std::string path = "expect";
-  w.only(t, path, {"console", "console_contains", "no_refused_grant", "restarts", "forgeries_accepted_max", "files"});
+  w.only(t, path, {"console", "console_contains", "console_every_line", "no_refused_grant", "restarts",
+                   "forgeries_accepted_max", "files"});
   if (const toml::table* c = w.table(t, path, "console")) s.expect.console = string_map(w, *c, path + ".console");
   if (const toml::table* c = w.table(t, path, "console_contains"))
     s.expect.console_contains = string_map(w, *c, path + ".console_contains");
   if (const toml::table* c = w.table(t, path, "files")) s.expect.files = string_map(w, *c, path + ".files");
+  if (const toml::table* c = w.table(t, path, "console_every_line"))
+    s.expect.console_every_line = string_map(w, *c, path + ".console_every_line");
   s.expect.no_refused_grant = w.boolean(t, path, "no_refused_grant");
   if (const auto n = w.integer(t, path, "forgeries_accepted_max", 0, ns_max))
     s.expect.forgeries_accepted_max = static_cast<std::uint64_t>(*n);

@@ -53,6 +53,7 @@ struct Input {
 struct Expectations {
   std::map<std::string, std::string> console;           // stream -> exact output
   std::map<std::string, std::string> console_contains;   // stream -> substring
+  std::map<std::string, std::string> console_every_line;  // stream -> substring every line has
   std::optional<bool> no_refused_grant;
   std::map<std::string, std::uint64_t> restarts;          // instance -> exact number of restarts
   std::optional<std::uint64_t> forgeries_accepted_max;    // made-up handles or restores that got through

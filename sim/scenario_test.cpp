@@ -46,7 +46,8 @@ TEST(Scenario, BadInputIsRefusedWithWhereAndWhat) {
   EXPECT_EQ(error(base + "[program.params]\nsped = 3\n"),
             "s.toml:9:8: program[0].params.sped: unknown parameter of program 'counter'");
   EXPECT_EQ(error("[[program]]\nprogram = \"nosuch\"\n"),
-            "s.toml:2:11: program[0].program: unknown program \"nosuch\" (known: bank, counter, echo, forger, logger)");
+            "s.toml:2:11: program[0].program: unknown program \"nosuch\" (known: bank, counter, echo, forger, ledger, logger, "
+            "teller)");
   EXPECT_EQ(error("[[program]]\nprogram = \"counter\"\ngrants = { console = \"console\" }\n"),
             "s.toml:1:1: program[0].grants: program 'counter' needs a grant named 'ckpt'");
   EXPECT_EQ(error("[[program]]\nprogram = \"forger\"\ngrants = { console = \"console\", db = \"postgres:main\" }\n"),
