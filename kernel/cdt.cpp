@@ -123,6 +123,9 @@ void Node::object_unreferenced(ObjectHeader* object) {
     case ObjectType::factory:
       factories_.destroy(static_cast<Factory*>(object));
       return;
+    case ObjectType::buffer:
+      buffers_.destroy(static_cast<Buffer*>(object));
+      return;
     case ObjectType::reply: {
       auto* r = static_cast<Reply*>(object);
       if (Process* caller = r->caller) {
@@ -294,7 +297,7 @@ std::vector<std::string> Node::check_invariants() const {
   std::size_t objects = 0;
   for (const auto& entry : refs) objects += entry.first->type != ObjectType::process ? 1 : 0;
   const std::size_t allocated =
-      endpoints_.live() + notifications_.live() + replies_.live() + factories_.live() - spares_seen;
+      endpoints_.live() + notifications_.live() + replies_.live() + factories_.live() + buffers_.live() - spares_seen;
   if (objects != allocated)
     problems.push_back("objects: " + std::to_string(allocated) + " allocated, " + std::to_string(objects) +
                        " reachable from a capability");

@@ -52,8 +52,9 @@ struct Notification;
 struct Reply;
 struct Process;
 struct Factory;
+struct Buffer;
 
-enum class ObjectType : std::uint8_t { endpoint = 1, notification, reply, process, factory };
+enum class ObjectType : std::uint8_t { endpoint = 1, notification, reply, process, factory, buffer };
 
 // Why a process is gone.
 enum class ExitReason : std::uint8_t { none, returned, crashed, killed };
@@ -81,6 +82,10 @@ struct object_type_of<Process> {
 template <>
 struct object_type_of<Factory> {
   static constexpr ObjectType value = ObjectType::factory;
+};
+template <>
+struct object_type_of<Buffer> {
+  static constexpr ObjectType value = ObjectType::buffer;
 };
 
 // A handle typed by what it claims to designate. The claim is checked by the

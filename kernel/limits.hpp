@@ -51,6 +51,9 @@ inline constexpr std::size_t grant_name_bytes_max = 64;
 inline constexpr std::size_t programs_max = 1024;
 inline constexpr std::size_t program_name_bytes_max = 64;
 
+// One buffer object (bulk data by capability). Cost: the bytes themselves.
+inline constexpr std::size_t buffer_bytes_max = std::size_t{64} << 20;
+
 // Audit records kept per node (a ring; counts are kept for all).
 inline constexpr std::size_t audit_records_max = 1024;
 

@@ -324,6 +324,7 @@ class Node {
   Pool<Notification> notifications_;
   Pool<Reply> replies_;
   Pool<Factory, 16> factories_;
+  Pool<Buffer, 64> buffers_;
   std::map<std::string, Entry, std::less<>> programs_;  // ordered: deterministic
   std::size_t spare_replies_ = 0;  // Process::spare_reply nodes: allocated, but no capability or object
   std::vector<std::pair<std::string, std::uint64_t>> named_kills_;  // kill_at_call(name, n) not yet applied

@@ -62,6 +62,13 @@ struct Factory : ObjectHeader {
   Factory() : ObjectHeader(ObjectType::factory) {}
 };
 
+// Bytes that travel by capability: bulk data (a checkpoint image) moves in one
+// call and one message instead of many. Reading needs `receive`, writing `send`.
+struct Buffer : ObjectHeader {
+  explicit Buffer(std::size_t size) : ObjectHeader(ObjectType::buffer), bytes(size) {}
+  std::vector<std::byte> bytes;
+};
+
 // One-shot reply capability of a call in progress. `caller` is null once the
 // caller went away (killed); replying then reports peer_died.
 struct Reply : ObjectHeader {

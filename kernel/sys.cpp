@@ -2,6 +2,8 @@
 // decode and check, then act.
 #include "kernel/sys.hpp"
 
+#include <cstring>
+
 #include "kernel/node.hpp"
 
 namespace persim::kernel {
@@ -158,5 +160,53 @@ Status Sys::yield() {
 
 std::uint64_t Sys::random() { return self_.rng.next(); }
 std::uint64_t Sys::random_below(std::uint64_t bound) { return bound == 0 ? 0 : self_.rng.below(bound); }
+
+// ---------------------------------------------------------------- buffers
+
+Result<Cap<Buffer>> Sys::buffer_create(std::size_t size) {
+  if (!enter()) return Error::killed;
+  if (size > buffer_bytes_max) return fail(Op::buffer_create, Error::invalid_argument);
+  Buffer* b = node_.buffers_.create(size);
+  const Result<CapNode*> cap = node_.make_cap(self_, b, Rights::all(), 0, nullptr);
+  if (!cap) {
+    node_.buffers_.destroy(b);
+    return fail(Op::buffer_create, cap.error());
+  }
+  const Handle h = self_.cspace.handle_of(cap.value());
+  node_.trace(Op::buffer_create, &self_, Error{}, size);
+  return Cap<Buffer>(h);
+}
+
+Status Sys::buffer_write(Cap<Buffer> b, std::uint64_t offset, std::span<const std::byte> bytes) {
+  if (!enter()) return Error::killed;
+  const Result<CapNode*> cap =
+      self_.cspace.lookup(b.handle(), ObjectType::buffer, Rights::send(), node_.config_.handle_validation);
+  if (!cap) return fail(Op::buffer_write, cap.error(), b.handle());
+  std::vector<std::byte>& data = static_cast<Buffer*>(cap.value()->object)->bytes;
+  if (offset > data.size() || bytes.size() > data.size() - offset) return fail(Op::buffer_write, Error::invalid_argument);
+  if (!bytes.empty()) std::memcpy(data.data() + offset, bytes.data(), bytes.size());
+  node_.trace(Op::buffer_write, &self_, Error{}, bytes.size());
+  return {};
+}
+
+Status Sys::buffer_read(Cap<Buffer> b, std::uint64_t offset, std::span<std::byte> out) {
+  if (!enter()) return Error::killed;
+  const Result<CapNode*> cap =
+      self_.cspace.lookup(b.handle(), ObjectType::buffer, Rights::receive(), node_.config_.handle_validation);
+  if (!cap) return fail(Op::buffer_read, cap.error(), b.handle());
+  const std::vector<std::byte>& data = static_cast<const Buffer*>(cap.value()->object)->bytes;
+  if (offset > data.size() || out.size() > data.size() - offset) return fail(Op::buffer_read, Error::invalid_argument);
+  if (!out.empty()) std::memcpy(out.data(), data.data() + offset, out.size());
+  node_.trace(Op::buffer_read, &self_, Error{}, out.size());
+  return {};
+}
+
+Result<std::uint64_t> Sys::buffer_size(Cap<Buffer> b) {
+  if (!enter()) return Error::killed;
+  const Result<CapNode*> cap =
+      self_.cspace.lookup(b.handle(), ObjectType::buffer, Rights::none(), node_.config_.handle_validation);
+  if (!cap) return fail(Op::buffer_read, cap.error(), b.handle());
+  return static_cast<std::uint64_t>(static_cast<const Buffer*>(cap.value()->object)->bytes.size());
+}
 
 }  // namespace persim::kernel

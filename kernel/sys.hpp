@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 #include <string_view>
 
 #include "kernel/handle.hpp"
@@ -120,6 +121,19 @@ class Sys {
   // another replaces it. Errors: lookup errors (needs receive),
   // invalid_argument (bound to another process).
   Status notification_bind(Cap<Notification> n);
+
+  // ---- Buffers: bulk data by capability (an image to the checkpoint store).
+  // A buffer of `size` zero bytes; the caller gets all rights. Errors:
+  // invalid_argument (over buffer_bytes_max), cspace_full.
+  Result<Cap<Buffer>> buffer_create(std::size_t size);
+  // Copies `bytes` in at `offset`. Errors: lookup errors (needs send),
+  // invalid_argument (past the end).
+  Status buffer_write(Cap<Buffer> b, std::uint64_t offset, std::span<const std::byte> bytes);
+  // Copies out `out.size()` bytes from `offset`. Errors: lookup errors (needs
+  // receive), invalid_argument (past the end).
+  Status buffer_read(Cap<Buffer> b, std::uint64_t offset, std::span<std::byte> out);
+  // Errors: lookup errors (any right).
+  Result<std::uint64_t> buffer_size(Cap<Buffer> b);
   std::uint64_t now_ns() const;
   // May suspend. Time is virtual: the run loop jumps to the next deadline.
   Status sleep_for(std::uint64_t ns);

@@ -57,6 +57,7 @@ const char* to_string(ObjectType t) noexcept {
     case ObjectType::reply: return "reply";
     case ObjectType::process: return "process";
     case ObjectType::factory: return "factory";
+    case ObjectType::buffer: return "buffer";
   }
   return "unknown_type";
 }
@@ -110,6 +111,9 @@ std::string_view to_string(Op op) noexcept {
     case Op::process_status: return "process_status";
     case Op::notification_bind: return "notification_bind";
     case Op::granted: return "granted";
+    case Op::buffer_create: return "buffer_create";
+    case Op::buffer_write: return "buffer_write";
+    case Op::buffer_read: return "buffer_read";
     case Op::spawn: return "spawn";
     case Op::start: return "start";
     case Op::exit: return "exit";

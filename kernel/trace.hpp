@@ -38,6 +38,9 @@ enum class Op : std::uint16_t {
   process_status,
   notification_bind,
   granted,
+  buffer_create,
+  buffer_write,
+  buffer_read,
   // lifecycle and run-loop events
   spawn,
   start,

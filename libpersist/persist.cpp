@@ -181,7 +181,7 @@ PersistStatus Persistent::restore(Restored* restored) {
   Restored found;
   const kernel::Result<Cap<Endpoint>> ckpt = sys_.granted<Endpoint>(options_.checkpoint_grant);
   if (!ckpt) return fail(PersistError::no_store, "grant '" + options_.checkpoint_grant + "': " + describe(ckpt.error()));
-  store_ = servers::CkptClient(*ckpt);
+  store_.rebind(*ckpt);
   std::vector<std::pair<std::uint64_t, std::uint64_t>> versions;
   if (const Outcome o = store_.list(sys_, &versions); !o)
     return fail(PersistError::no_store, "checkpoint store: " + o.describe());
@@ -359,7 +359,7 @@ PersistStatus Persistent::checkpoint(std::uint64_t* version) {
   if (o.server_gone()) {
     Cap<Endpoint> fresh;
     if (regrant(options_.checkpoint_grant, &fresh)) {
-      store_ = servers::CkptClient(fresh);
+      store_.rebind(fresh);
       o = store_.write(sys_, buffer_, &v);
     }
   }

@@ -138,24 +138,92 @@ TEST(KvStore, CasAndTransactionsAreAtomic) {
 
 // Property: an image is visible whole at commit with the next version, the
 // newest is what is read back, and the quota holds.
+// Both transfers: a lent kernel buffer, and message-sized chunks.
 TEST(CheckpointStore, ImagesCommitWholeAndQuotaHolds) {
+  for (const CkptClient::Transfer transfer : {CkptClient::Transfer::buffer, CkptClient::Transfer::chunks}) {
+    SCOPED_TRACE(transfer == CkptClient::Transfer::buffer ? "buffer" : "chunks");
+    Fixture f;
+    f.run([&](Sys& sys) {
+      CkptClient ckpt(grant(sys, "ckpt"), transfer);
+      std::vector<std::byte> image;
+      std::uint64_t version = 0;
+      EXPECT_EQ(ckpt.read_newest(sys, &image, &version).service, ServiceError::not_found);
+      std::vector<std::byte> one(1000, std::byte{1}), two(700, std::byte{2});
+      ASSERT_TRUE(ckpt.write(sys, one, &version).ok());
+      EXPECT_EQ(version, 1u);
+      ASSERT_TRUE(ckpt.write(sys, two, &version).ok());
+      EXPECT_EQ(version, 2u);
+      ASSERT_TRUE(ckpt.read_newest(sys, &image, &version).ok());
+      EXPECT_EQ(version, 2u);
+      EXPECT_EQ(image, two);
+      const std::vector<std::byte> huge(5u << 20, std::byte{3});
+      EXPECT_EQ(ckpt.write(sys, huge, &version).service, ServiceError::quota_exceeded);
+      // Read back by either transfer, whichever wrote it.
+      CkptClient other(ckpt.cap(), transfer == CkptClient::Transfer::buffer ? CkptClient::Transfer::chunks
+                                                                             : CkptClient::Transfer::buffer);
+      ASSERT_TRUE(other.read(sys, 1, one.size(), &image).ok());
+      EXPECT_EQ(image, one);
+    });
+  }
+}
+
+// Property: a stage or fetch whose lent capability is missing, not a buffer,
+// lacks the right the store needs or is too short is refused as malformed,
+// and the image in progress stays as it was.
+TEST(CheckpointStore, LentBuffersAreChecked) {
   Fixture f;
-  f.run([](Sys& sys) {
-    const CkptClient ckpt(grant(sys, "ckpt"));
-    std::vector<std::byte> image;
+  std::vector<std::string> seen;
+  std::vector<std::byte> back;
+  f.run([&](Sys& sys) {
+    const Cap<Endpoint> session = grant(sys, "ckpt");
+    // An image in progress, in chunks: 4 bytes.
+    Message request{}, reply{};
+    request.label = static_cast<std::uint64_t>(CkptOp::begin);
+    wire::Writer(request).u64(4);
+    ASSERT_TRUE(call(sys, session, request, reply).ok());
+    const std::byte four[4] = {std::byte{1}, std::byte{2}, std::byte{3}, std::byte{4}};
+    request = {};
+    request.label = static_cast<std::uint64_t>(CkptOp::chunk);
+    wire::Writer(request).u64(0).bytes(four);
+    ASSERT_TRUE(call(sys, session, request, reply).ok());
+    const Cap<kernel::Buffer> small = sys.buffer_create(8).value();
+    auto stage = [&](std::uint64_t size, kernel::Handle lent, kernel::Rights rights) {
+      Message m{};
+      m.label = static_cast<std::uint64_t>(CkptOp::stage);
+      wire::Writer(m).u64(size);
+      if (!lent.is_null()) {
+        m.caps[0] = {lent, rights};
+        m.cap_count = 1;
+      }
+      seen.push_back(call(sys, session, m, reply).describe());
+    };
+    stage(8, {}, kernel::Rights::all());                                         // no capability
+    stage(8, sys.endpoint_create().value().handle(), kernel::Rights::all());     // not a buffer
+    stage(8, small.handle(), kernel::Rights::send());                           // cannot be read
+    stage(9, small.handle(), kernel::Rights::receive());                        // shorter than the image
+    request = {};
+    request.label = static_cast<std::uint64_t>(CkptOp::commit);
     std::uint64_t version = 0;
-    EXPECT_EQ(ckpt.read_newest(sys, &image, &version).service, ServiceError::not_found);
-    std::vector<std::byte> one(1000, std::byte{1}), two(700, std::byte{2});
-    ASSERT_TRUE(ckpt.write(sys, one, &version).ok());
-    EXPECT_EQ(version, 1u);
-    ASSERT_TRUE(ckpt.write(sys, two, &version).ok());
-    EXPECT_EQ(version, 2u);
-    ASSERT_TRUE(ckpt.read_newest(sys, &image, &version).ok());
-    EXPECT_EQ(version, 2u);
-    EXPECT_EQ(image, two);
-    const std::vector<std::byte> huge(5u << 20, std::byte{3});
-    EXPECT_EQ(ckpt.write(sys, huge, &version).service, ServiceError::quota_exceeded);
+    ASSERT_TRUE(call(sys, session, request, reply).ok());  // the chunked image, untouched
+    version = wire::Reader(reply).u64();
+    auto fetch = [&](std::uint64_t v, kernel::Rights rights) {
+      Message m{};
+      m.label = static_cast<std::uint64_t>(CkptOp::fetch);
+      wire::Writer(m).u64(v).u64(0);
+      m.caps[0] = {small.handle(), rights};
+      m.cap_count = 1;
+      seen.push_back(call(sys, session, m, reply).describe());
+    };
+    fetch(version, kernel::Rights::receive());  // cannot be written
+    fetch(version + 5, kernel::Rights::send());  // no such image
+    fetch(version, kernel::Rights::send());
+    EXPECT_EQ(wire::Reader(reply).u64(), 4u);
+    back.resize(4);
+    ASSERT_TRUE(sys.buffer_read(small, 0, back).ok());
   });
+  EXPECT_EQ(seen, (std::vector<std::string>{"malformed", "malformed", "malformed", "malformed", "malformed",
+                                            "not_found", "ok"}));
+  EXPECT_EQ(back, (std::vector<std::byte>{std::byte{1}, std::byte{2}, std::byte{3}, std::byte{4}}));
 }
 
 // What a bad request gets, through each kind of session.

@@ -141,6 +141,8 @@ class CkptStore {
         return ServiceError::ok;
       }
       case CkptOp::chunk: return chunk(badge, *s, in);
+      case CkptOp::stage: return stage(badge, *s, slot, request, in);
+      case CkptOp::fetch: return fetch(slot, request, in, reply);
       case CkptOp::commit: return commit(badge, *s, slot, in, reply);
       case CkptOp::info: {
         if (!in.done()) return ServiceError::malformed;
@@ -230,6 +232,42 @@ class CkptStore {
       prefix = std::max<std::uint64_t>(prefix, offset + bytes.size());
       while (prefix < s.written.size() && s.written[prefix]) ++prefix;
     }
+    return ServiceError::ok;
+  }
+
+  // The image in progress, whole, from the buffer the client lent.
+  ServiceError stage(std::uint64_t badge, CkptSession& s, const CkptSlot& slot, const Message& request,
+                     wire::Reader& in) {
+    const std::uint64_t size = in.u64();
+    if (!in.done() || request.cap_count != 1) return ServiceError::malformed;
+    if (size > image_bytes_max || size > slot.quota) return ServiceError::quota_exceeded;
+    // Into the buffer of the last image dropped, if there is one. Every byte
+    // is overwritten; a lent capability that is no buffer, lacks `receive` or
+    // is shorter than `size` is refused (the image in progress, if any, stays).
+    spare_.resize(size);
+    if (!sys_.buffer_read(request.received_cap<kernel::Buffer>(0), 0, spare_)) return ServiceError::malformed;
+    s.staging.emplace(std::move(spare_));
+    spare_ = {};
+    s.written.assign(size, true);
+    covered_[badge] = size;
+    return ServiceError::ok;
+  }
+
+  // Part of a kept image, into the buffer the client lent (as much as fits).
+  ServiceError fetch(const CkptSlot& slot, const Message& request, wire::Reader& in, Message& reply) {
+    const std::uint64_t version = in.u64();
+    const std::uint64_t offset = in.u64();
+    if (!in.done() || request.cap_count != 1) return ServiceError::malformed;
+    const auto it = slot.images.find(version);
+    if (it == slot.images.end()) return ServiceError::not_found;
+    const Cap<kernel::Buffer> to = request.received_cap<kernel::Buffer>(0);
+    const kernel::Result<std::uint64_t> room = sys_.buffer_size(to);
+    if (!room) return ServiceError::malformed;
+    const std::vector<std::byte>& image = it->second;
+    const std::uint64_t from = std::min<std::uint64_t>(offset, image.size());
+    const std::uint64_t n = std::min<std::uint64_t>(*room, image.size() - from);
+    if (!sys_.buffer_write(to, 0, std::span(image.data() + from, n))) return ServiceError::malformed;
+    wire::Writer(reply).u64(n);
     return ServiceError::ok;
   }
 
@@ -474,27 +512,48 @@ void ckpt_main(Sys& sys, CkptHost& host) {
   serve(sys, *ep, store, host.audit);
 }
 
-namespace {
+Outcome CkptClient::bulk(Sys& sys, std::uint64_t size) {
+  if (!buffer_.is_null() && buffer_size_ >= size) return {};
+  if (!buffer_.is_null()) (void)sys.delete_cap(kernel::AnyCap(buffer_.handle()));
+  buffer_ = {};
+  buffer_size_ = 0;
+  // Room to grow: images of one process change size a little between checkpoints.
+  const std::uint64_t want = std::min<std::uint64_t>(kernel::buffer_bytes_max, std::max<std::uint64_t>(size + size / 4, 4096));
+  const kernel::Result<Cap<kernel::Buffer>> b = sys.buffer_create(want);
+  if (!b) return {b.error(), ServiceError::ok};
+  buffer_ = *b;
+  buffer_size_ = want;
+  return {};
+}
 
-// Sends an image in chunks (begin, chunks); the caller then commits or prepares it.
-Outcome stage(Sys& sys, Cap<Endpoint> session, std::span<const std::byte> image) {
-  Message request = wire::request(CkptOp::begin), reply{};
+// The image in progress: lent in the buffer in one call, or sent in chunks
+// (begin, chunks). The caller then commits or prepares it.
+Outcome CkptClient::stage(Sys& sys, std::span<const std::byte> image) {
+  Message request{}, reply{};
+  if (transfer_ == Transfer::buffer && image.size() <= kernel::buffer_bytes_max) {
+    if (const Outcome o = bulk(sys, image.size()); !o) return o;
+    if (const kernel::Status s = sys.buffer_write(buffer_, 0, image); !s) return {s.error(), ServiceError::ok};
+    request = wire::request(CkptOp::stage);
+    wire::Writer(request).u64(image.size());
+    request.caps[0] = {buffer_.handle(), kernel::Rights::receive()};  // the store reads; it cannot write
+    request.cap_count = 1;
+    return call(sys, session_, request, reply);
+  }
+  request = wire::request(CkptOp::begin);
   wire::Writer(request).u64(image.size());
-  Outcome o = call(sys, session, request, reply);
+  Outcome o = call(sys, session_, request, reply);
   // One request message for every chunk: only the label and the payload change
   // (it carries no capabilities; only `length` bytes are sent).
   request.label = static_cast<std::uint64_t>(CkptOp::chunk);
   for (std::size_t at = 0; o && at < image.size(); at += chunk_bytes_max) {
     wire::Writer(request).u64(at).bytes(image.subspan(at, std::min(chunk_bytes_max, image.size() - at)));
-    o = call(sys, session, request, reply);
+    o = call(sys, session_, request, reply);
   }
   return o;
 }
 
-}  // namespace
-
-Outcome CkptClient::write(Sys& sys, std::span<const std::byte> image, std::uint64_t* version) const {
-  Outcome o = stage(sys, session_, image);
+Outcome CkptClient::write(Sys& sys, std::span<const std::byte> image, std::uint64_t* version) {
+  Outcome o = stage(sys, image);
   if (!o) return o;
   Message request = wire::request(CkptOp::commit), reply{};
   o = call(sys, session_, request, reply);
@@ -503,8 +562,8 @@ Outcome CkptClient::write(Sys& sys, std::span<const std::byte> image, std::uint6
 }
 
 Outcome CkptClient::prepare(Sys& sys, std::span<const std::byte> image, std::uint64_t epoch,
-                            std::uint64_t* version) const {
-  Outcome o = stage(sys, session_, image);
+                            std::uint64_t* version) {
+  Outcome o = stage(sys, image);
   if (!o) return o;
   Message request = wire::request(CkptOp::prepare), reply{};
   wire::Writer(request).u64(epoch);
@@ -520,7 +579,7 @@ Outcome CkptClient::group_epoch(Sys& sys, std::uint64_t* epoch) const {
   return o;
 }
 
-Outcome CkptClient::read_newest(Sys& sys, std::vector<std::byte>* image, std::uint64_t* version) const {
+Outcome CkptClient::read_newest(Sys& sys, std::vector<std::byte>* image, std::uint64_t* version) {
   Message request = request_for(CkptOp::info), reply{};
   const Outcome o = call(sys, session_, request, reply);
   if (!o) return o;
@@ -531,8 +590,20 @@ Outcome CkptClient::read_newest(Sys& sys, std::vector<std::byte>* image, std::ui
   return read(sys, v, size, image);
 }
 
-Outcome CkptClient::read(Sys& sys, std::uint64_t version, std::uint64_t size, std::vector<std::byte>* image) const {
+Outcome CkptClient::read(Sys& sys, std::uint64_t version, std::uint64_t size, std::vector<std::byte>* image) {
   image->clear();
+  if (transfer_ == Transfer::buffer && size <= kernel::buffer_bytes_max) {
+    if (const Outcome o = bulk(sys, size); !o) return o;
+    Message request = request_for(CkptOp::fetch), reply{};
+    wire::Writer(request).u64(version).u64(0);
+    request.caps[0] = {buffer_.handle(), kernel::Rights::send()};  // the store writes; it cannot read
+    request.cap_count = 1;
+    if (const Outcome o = call(sys, session_, request, reply); !o) return o;
+    if (wire::Reader(reply).u64() != size) return {kernel::Error{}, ServiceError::failed};  // not the image listed
+    image->resize(size);
+    if (const kernel::Status s = sys.buffer_read(buffer_, 0, *image); !s) return {s.error(), ServiceError::ok};
+    return {};
+  }
   image->reserve(size);
   Message request = request_for(CkptOp::read), reply{};
   while (image->size() < size) {

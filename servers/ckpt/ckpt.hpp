@@ -4,8 +4,9 @@
 // opens slots, naming them after the program instance so a restarted
 // incarnation finds its predecessor's images. Per-slot quota.
 //
-// An image is written in chunks (begin, chunks, commit) and becomes visible
-// whole at commit, with the next version number. The newest images_kept stay.
+// An image is staged, in chunks (begin, chunks) or whole from a kernel buffer
+// the client lends (stage), and becomes visible whole at commit, with the next
+// version number. The newest images_kept stay.
 //
 // Two backends. In memory (the default, for fast simulations): a commit is in
 // the store's trusted storage when it is answered. Durable: an embedded SQLite
@@ -40,6 +41,12 @@ enum class CkptOp : std::uint64_t {
   prepare = 8,  // group members: u64 epoch -> u64 version, once every member has
                 // prepared that epoch (the image in progress, as with commit)
   group_epoch = 9,  // group members: -> u64 the group's last committed epoch
+  // Bulk: the bytes travel in a kernel buffer the client lends with the call
+  // (one call instead of a chunk per msg_bytes_max).
+  stage = 10,  // u64 size; caps[0] buffer (receive): its first `size` bytes are
+               // the image in progress, complete (replaces one in progress)
+  fetch = 11,  // u64 version, u64 offset; caps[0] buffer (send) -> u64 n: that
+               // many bytes of the image from `offset` now start the buffer
 };
 
 // Group checkpoints: the slots opened with the same group name commit
@@ -113,27 +120,42 @@ struct CkptHost {
 // Grants: "supervisor" (to announce "ckpt").
 void ckpt_main(kernel::Sys& sys, CkptHost& host);
 
+// A client of one slot session. Images travel in a kernel buffer the client
+// keeps (created on first use, grown as images grow; it lives as long as the
+// process does), one call each way, unless `Transfer::chunks` asks for the
+// message-sized chunks (begin, chunk..., read...) every store also takes.
 class CkptClient {
  public:
+  enum class Transfer : std::uint8_t { buffer, chunks };
   CkptClient() = default;
-  explicit CkptClient(kernel::Cap<kernel::Endpoint> session) : session_(session) {}
+  explicit CkptClient(kernel::Cap<kernel::Endpoint> session, Transfer transfer = Transfer::buffer)
+      : session_(session), transfer_(transfer) {}
   kernel::Cap<kernel::Endpoint> cap() const { return session_; }
+  // Another session (the store restarted and re-granted); the buffer stays.
+  void rebind(kernel::Cap<kernel::Endpoint> session) { session_ = session; }
   // Writes a whole image; `*version` is its number.
-  Outcome write(kernel::Sys& sys, std::span<const std::byte> image, std::uint64_t* version) const;
+  Outcome write(kernel::Sys& sys, std::span<const std::byte> image, std::uint64_t* version);
   // The newest image; not_found if the slot has none.
-  Outcome read_newest(kernel::Sys& sys, std::vector<std::byte>* image, std::uint64_t* version) const;
+  Outcome read_newest(kernel::Sys& sys, std::vector<std::byte>* image, std::uint64_t* version);
   // The versions kept, oldest first, with their sizes.
   Outcome list(kernel::Sys& sys, std::vector<std::pair<std::uint64_t, std::uint64_t>>* versions) const;
   // One kept image, whole.
-  Outcome read(kernel::Sys& sys, std::uint64_t version, std::uint64_t size, std::vector<std::byte>* image) const;
+  Outcome read(kernel::Sys& sys, std::uint64_t version, std::uint64_t size, std::vector<std::byte>* image);
   // A group member's image for epoch `epoch`: waits until every member has
   // prepared it, then it is committed with theirs (`*version`), or the epoch
   // is aborted (failed).
-  Outcome prepare(kernel::Sys& sys, std::span<const std::byte> image, std::uint64_t epoch, std::uint64_t* version) const;
+  Outcome prepare(kernel::Sys& sys, std::span<const std::byte> image, std::uint64_t epoch, std::uint64_t* version);
   Outcome group_epoch(kernel::Sys& sys, std::uint64_t* epoch) const;
 
  private:
+  Outcome stage(kernel::Sys& sys, std::span<const std::byte> image);
+  // The buffer, at least `size` bytes.
+  Outcome bulk(kernel::Sys& sys, std::uint64_t size);
+
   kernel::Cap<kernel::Endpoint> session_;
+  Transfer transfer_ = Transfer::buffer;
+  kernel::Cap<kernel::Buffer> buffer_;
+  std::uint64_t buffer_size_ = 0;
 };
 
 Outcome ckpt_open(kernel::Sys& sys, kernel::Cap<kernel::Endpoint> root, std::string_view slot, std::string_view group,
