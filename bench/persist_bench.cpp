@@ -98,10 +98,11 @@ void floor_memcpy_1k(benchmark::State& state) {
 // iteration changes one byte of the state and calls Persistent::checkpoint().
 // That is: the snapshot (the field copied into an image entry, plus the
 // persisted random stream), persist::encode (header, entries, XXH3 checksum),
-// and the write to the checkpoint store over IPC: begin, the image in
-// chunk_bytes_max (192-byte) chunks, commit; the store copies each chunk into
-// the staging image, and at commit puts the image in its trusted storage and
-// keeps the newest two. Nothing is skipped for the benchmark.
+// and the write to the checkpoint store over IPC: the image copied into the
+// process's kernel buffer, a stage call lending the buffer (the store copies
+// it into its staging image), a commit call (the store puts the image in its
+// trusted storage and keeps the newest two). Nothing is skipped for the
+// benchmark.
 void persim_checkpoint_1k(benchmark::State& state) {
   servers::System system;
   system.add_standard_servers();

@@ -198,7 +198,9 @@ void serve(Sys& sys, Cap<Endpoint> ep, Handler& handler, ServerAudit& audit, Ide
         continue;
       }
     }
-    reply = {};
+    reply.label = 0;  // only the header: `length` bytes are all that is used
+    reply.length = 0;
+    reply.cap_count = 0;
     // A restore is refused whatever else its label says (op_once_bit included).
     const bool restore = (request.label & ~op_once_bit) == op_restore_state;
     ServiceError e = restore                           ? ServiceError::untrusted_state

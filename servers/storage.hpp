@@ -19,12 +19,25 @@ class TrustedStore {
   using Bytes = std::vector<std::byte>;
 
   void put(std::string_view key, std::span<const std::byte> value) {
-    records_.insert_or_assign(std::string(key), Bytes(value.begin(), value.end()));
     ++writes_;
+    if (const auto it = records_.find(key); it != records_.end()) {
+      it->second.assign(value.begin(), value.end());
+      return;
+    }
+    if (spare_.empty()) {
+      records_.emplace(std::string(key), Bytes(value.begin(), value.end()));
+      return;
+    }
+    // The record erased last, its key and bytes reused (a checkpoint store
+    // erases one image and puts the next, over and over).
+    spare_.key().assign(key);
+    spare_.mapped().assign(value.begin(), value.end());
+    records_.insert(std::move(spare_));
+    spare_ = {};
   }
   void erase(std::string_view key) {
-    if (const auto it = records_.find(key); it != records_.end()) records_.erase(it);
     ++writes_;
+    if (const auto it = records_.find(key); it != records_.end()) spare_ = records_.extract(it);
   }
   const Bytes* get(std::string_view key) const {
     const auto it = records_.find(key);
@@ -36,6 +49,7 @@ class TrustedStore {
 
  private:
   std::map<std::string, Bytes, std::less<>> records_;
+  std::map<std::string, Bytes, std::less<>>::node_type spare_;
   std::uint64_t writes_ = 0;
 };
 

@@ -130,7 +130,7 @@ class Encoder {
 // A request with its operation set.
 template <class Op>
 Message request(Op op) {
-  Message m{};
+  Message m;  // only `length` bytes are used: the rest need no zeroing
   m.label = static_cast<std::uint64_t>(op);
   return m;
 }

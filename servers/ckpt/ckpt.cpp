@@ -61,13 +61,15 @@ class MemoryStorage final : public Storage {
     return std::nullopt;
   }
   std::optional<std::string> commit(const DurableImages::Batch& batch) override {
-    for (const StoredImage& img : batch.puts) {
-      record_key(key_, img.slot, img.version);
-      store_.put(key_, img.bytes);
-    }
+    // Erasures first (no key is both put and erased): the trusted storage
+    // reuses an erased record for the next put.
     for (const auto& [slot, version] : batch.erases) {
       record_key(key_, slot, version);
       store_.erase(key_);
+    }
+    for (const StoredImage& img : batch.puts) {
+      record_key(key_, img.slot, img.version);
+      store_.put(key_, img.bytes);
     }
     return std::nullopt;
   }
@@ -223,6 +225,7 @@ class CkptStore {
     if (!s.staging) return ServiceError::failed;
     if (offset > s.staging->size() || bytes.size() > s.staging->size() - offset) return ServiceError::malformed;
     std::copy(bytes.begin(), bytes.end(), s.staging->begin() + static_cast<std::ptrdiff_t>(offset));
+    if (s.written.size() != s.staging->size()) return ServiceError::ok;  // staged whole: covered already
     std::fill(s.written.begin() + static_cast<std::ptrdiff_t>(offset),
               s.written.begin() + static_cast<std::ptrdiff_t>(offset + bytes.size()), true);
     if (const auto c = covered_.find(badge); c != covered_.end() && offset <= c->second) {
@@ -248,7 +251,7 @@ class CkptStore {
     if (!sys_.buffer_read(request.received_cap<kernel::Buffer>(0), 0, spare_)) return ServiceError::malformed;
     s.staging.emplace(std::move(spare_));
     spare_ = {};
-    s.written.assign(size, true);
+    s.written.clear();  // all covered: no per-byte record needed
     covered_[badge] = size;
     return ServiceError::ok;
   }
@@ -277,7 +280,7 @@ class CkptStore {
     if (!s.staging) return ServiceError::failed;
     // Every byte of the image must have come in a chunk.
     const auto c = covered_.find(badge);
-    const bool complete = c != covered_.end() ? c->second == s.written.size()
+    const bool complete = c != covered_.end() ? c->second == s.staging->size()
                                               : std::find(s.written.begin(), s.written.end(), false) == s.written.end();
     if (!complete) return ServiceError::failed;
     // Within quota once the oldest kept image makes room.
@@ -299,10 +302,10 @@ class CkptStore {
   // The in-memory backend commits at once.
   ServiceError commit(std::uint64_t badge, CkptSession& s, CkptSlot& slot, wire::Reader& in, Message& reply) {
     if (const ServiceError e = check_commit(badge, s, slot, in); e != ServiceError::ok) return e;
-    std::vector<Pending> one;
-    one.push_back(take(badge, s, slot));
-    if (!apply(one)) return ServiceError::failed;
-    wire::Writer(reply).u64(one[0].version);
+    one_.clear();
+    one_.push_back(take(badge, s, slot));
+    if (!apply(one_)) return ServiceError::failed;
+    wire::Writer(reply).u64(one_[0].version);
     return ServiceError::ok;
   }
 
@@ -401,22 +404,31 @@ class CkptStore {
   // of images_kept erased with them; then updates the state. False if the
   // backend refused (nothing changed).
   bool apply(std::vector<Pending>& images) {
-    DurableImages::Batch batch;
-    std::map<std::string, std::size_t> added;  // per slot, in this batch
-    for (Pending& p : images) {
-      batch.puts.push_back({p.slot, p.version, std::move(p.bytes)});
-      ++added[p.slot];
-    }
-    for (const auto& [name, n] : added) {
+    DurableImages::Batch& batch = batch_;  // kept from one commit to the next, for its room
+    batch.puts.clear();
+    batch.erases.clear();
+    // The oldest images each slot's new ones push out of images_kept.
+    auto push_out = [&](const std::string& name, std::size_t added) {
       const CkptSlot& slot = state_.slots[name];
-      const std::size_t total = slot.images.size() + n;
+      const std::size_t total = slot.images.size() + added;
       auto it = slot.images.begin();
       for (std::size_t drop = total > images_kept ? total - images_kept : 0; drop > 0 && it != slot.images.end(); --drop, ++it)
         batch.erases.emplace_back(name, it->first);
+    };
+    for (Pending& p : images) batch.puts.push_back({std::move(p.slot), p.version, std::move(p.bytes)});
+    if (batch.puts.size() == 1) {
+      push_out(batch.puts[0].slot, 1);
+    } else {
+      std::map<std::string_view, std::size_t> added;  // per slot, in this batch
+      for (const StoredImage& img : batch.puts) ++added[img.slot];
+      for (const auto& [name, n] : added) push_out(std::string(name), n);
     }
     if (const std::optional<std::string> e = storage_.commit(batch)) {
       host_.failure = *e;
-      for (std::size_t i = 0; i < images.size(); ++i) images[i].bytes = std::move(batch.puts[i].bytes);
+      for (std::size_t i = 0; i < images.size(); ++i) {
+        images[i].slot = std::move(batch.puts[i].slot);
+        images[i].bytes = std::move(batch.puts[i].bytes);
+      }
       return false;
     }
     ++host_.stats.transactions;
@@ -441,6 +453,8 @@ class CkptStore {
   Storage& storage_;
   CkptState state_;
   std::vector<Pending> pending_;      // commits waiting for the next transaction
+  std::vector<Pending> one_;          // an in-memory commit (kept for its room)
+  DurableImages::Batch batch_;        // the batch apply() builds (kept for its room)
   std::map<std::string, std::map<std::string, Pending>> prepared_;  // by group, by slot: waiting for the rest
   std::uint64_t first_pending_ns_ = 0;
   std::vector<std::byte> spare_;  // the bytes of the last image dropped, reused by the next begin
@@ -529,7 +543,7 @@ Outcome CkptClient::bulk(Sys& sys, std::uint64_t size) {
 // The image in progress: lent in the buffer in one call, or sent in chunks
 // (begin, chunks). The caller then commits or prepares it.
 Outcome CkptClient::stage(Sys& sys, std::span<const std::byte> image) {
-  Message request{}, reply{};
+  Message request, reply;  // only `length` bytes are used: no zeroing
   if (transfer_ == Transfer::buffer && image.size() <= kernel::buffer_bytes_max) {
     if (const Outcome o = bulk(sys, image.size()); !o) return o;
     if (const kernel::Status s = sys.buffer_write(buffer_, 0, image); !s) return {s.error(), ServiceError::ok};
@@ -555,7 +569,7 @@ Outcome CkptClient::stage(Sys& sys, std::span<const std::byte> image) {
 Outcome CkptClient::write(Sys& sys, std::span<const std::byte> image, std::uint64_t* version) {
   Outcome o = stage(sys, image);
   if (!o) return o;
-  Message request = wire::request(CkptOp::commit), reply{};
+  Message request = wire::request(CkptOp::commit), reply;
   o = call(sys, session_, request, reply);
   if (o && version != nullptr) *version = wire::Reader(reply).u64();
   return o;

@@ -74,7 +74,7 @@ struct CkptSession {
   std::string slot;
   std::string group;  // "" unless the slot checkpoints with a group
   std::optional<std::vector<std::byte>> staging;  // an image in progress
-  std::vector<bool> written;                      // which staging bytes a chunk covered
+  std::vector<bool> written;                      // which staging bytes a chunk covered (empty if staged whole)
 };
 
 // A group's members and where its epochs stand.
