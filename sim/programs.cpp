@@ -66,6 +66,14 @@ void restore_or_crash(Persistent& p) {
     throw std::runtime_error(std::string("restore: ") + persist::to_string(s.error) + ": " + s.what);
 }
 
+// A group member whose checkpoint failed (the epoch aborted: another member
+// died) crashes, so its restart policy restarts it from the group's last
+// epoch; returning would end it for good.
+void checkpoint_or_crash(Persistent& p) {
+  if (const persist::PersistStatus s = p.checkpoint(); !s)
+    throw std::runtime_error(std::string("checkpoint: ") + persist::to_string(s.error) + ": " + s.what);
+}
+
 // ---------------------------------------------------------------- counter
 
 kernel::Entry counter(const ProgramKind& kind, const Params& params, std::string* error) {
@@ -246,7 +254,7 @@ kernel::Entry ledger(const ProgramKind& kind, const Params& params, std::string*
       }
       reply.label = static_cast<std::uint64_t>(e);
       (void)sys.reply(r->reply, reply);
-      if (transferred && transfers % every == 0 && !p.checkpoint()) return;
+      if (transferred && transfers % every == 0) checkpoint_or_crash(p);
     }
   };
 }
@@ -280,7 +288,7 @@ kernel::Entry teller(const ProgramKind& kind, const Params& params, std::string*
       ++done;
       (void)out.write(sys, "transfer " + std::to_string(done) + ": alice " + std::to_string(alice) + ", bob " +
                                std::to_string(bob) + ", total " + std::to_string(alice + bob) + "\n");
-      if (done % every == 0 && !p.checkpoint()) return;
+      if (done % every == 0) checkpoint_or_crash(p);
       if (!sys.sleep_for(step_ns)) return;
     }
   };
@@ -293,6 +301,7 @@ std::vector<ProgramKind> make_programs() {
        {"accounts (kv:TABLE)", "console", "ckpt"},
        {"accounts", "console", "ckpt"},
        {{"transfers", "10", "how many transfers"}, {"step_ns", "1000000", "virtual time between transfers"}, effects},
+       "",
        {}},
       {"counter", "prints count 1..steps on its console, checkpointing every `every` steps",
        {"console", "ckpt"},
@@ -301,22 +310,26 @@ std::vector<ProgramKind> make_programs() {
         {"every", "3", "checkpoint after every this many steps (0: never)"},
         {"step_ns", "1000000", "virtual time between steps"},
         effects},
+       "",
        {}},
       {"echo", "numbers the lines it reads on its console (a stdin/stdout program); checkpoints after each",
        {"console", "ckpt"},
        {"console", "ckpt"},
        {effects},
+       "",
        {}},
       {"forger", "tries to restore server state from its own bytes, and calls with made-up handles",
        {"console", "data, kv, ckpt (any it has)"},
        {"console"},
        {{"guesses", "4", "how many made-up handles to try"}},
+       "",
        {}},
       {"ledger", "a bank's ledger: two accounts as its own state, transfers served to tellers (provides \"ledger\"); "
                  "checkpoints as a group member (its manifest needs group = ...)",
        {"ckpt"},
        {"ckpt"},
        {{"every", "2", "checkpoint (with its group) after every this many transfers"}},
+       "every",
        {}},
       {"teller", "asks the ledger for random transfers and prints each with the total; checkpoints with the ledger's group",
        {"ledger (ledger:NAME)", "console", "ckpt"},
@@ -324,12 +337,14 @@ std::vector<ProgramKind> make_programs() {
        {{"transfers", "10", "how many transfers (a multiple of every)"},
         {"every", "2", "checkpoint (with its group) after every this many transfers"},
         {"step_ns", "1000000", "virtual time between transfers"}},
+       "every",
        {}},
       {"logger", "appends line 1..lines to its log file, checkpointing every `every` lines",
        {"log (fs:PATH, mode ca)", "ckpt"},
        {"log", "ckpt"},
        {{"lines", "10", "how many lines"}, {"every", "3", "checkpoint after every this many lines (0: never)"},
         {"step_ns", "1000000", "virtual time between lines"}, effects},
+       "",
        {}},
   };
   std::sort(all.begin(), all.end(), [](const ProgramKind& a, const ProgramKind& b) { return a.name < b.name; });

@@ -26,6 +26,10 @@ struct ProgramKind {
   std::vector<std::string> grants;           // what its manifest should grant, described
   std::vector<std::string> required_grants;  // the grant names it cannot start without
   std::vector<ParamSpec> params;
+  // A program that checkpoints with a group names the parameter that sets
+  // its cadence: it needs a manifest `group`, and every member of its group
+  // must checkpoint at the same cadence (else an epoch waits for ever).
+  std::string group_cadence;
   // Builds the entry for `params` (every name checked against `params`).
   // Returns an error message naming the bad parameter, or the entry.
   std::function<kernel::Entry(const Params& params, std::string* error)> make;

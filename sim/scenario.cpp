@@ -104,6 +104,32 @@ void check_programs(const Walker& w, const toml::table& root, const Scenario& s)
                "no server provides service \"" + g.service + "\" (standard: console, fs, kv, ckpt)");
     }
   }
+  // Group members: each needs its group, and a group's members one cadence
+  // (an epoch commits once every member has prepared it: a member that
+  // checkpoints at another cadence would leave the others waiting for ever).
+  std::map<std::string, std::pair<std::string, std::string>> cadence;  // group -> (value, which program set it)
+  for (std::size_t i = 0; i < s.programs.size(); ++i) {
+    const servers::Manifest& m = s.programs[i];
+    const ProgramKind& kind = *find_program(m.program);
+    if (kind.group_cadence.empty()) continue;
+    const toml::table& t = *list->get(i)->as_table();
+    const std::string path = "program[" + std::to_string(i) + "]";
+    if (m.group.empty())
+      w.fail(t.source(), path + ".group", "program '" + m.program + "' checkpoints with a group: set group = \"NAME\"");
+    const auto given = m.params.find(kind.group_cadence);
+    std::string value;
+    if (given != m.params.end()) value = given->second;
+    for (const ParamSpec& spec : kind.params)
+      if (spec.name == kind.group_cadence && given == m.params.end()) value = spec.default_value;
+    const auto [it, first] = cadence.try_emplace(m.group, value, m.instance);
+    if (!first && it->second.first != value) {
+      const toml::table* params = t.get("params") != nullptr ? t.get("params")->as_table() : nullptr;
+      const toml::node* at = params != nullptr ? params->get(kind.group_cadence) : nullptr;
+      w.fail(at != nullptr ? at->source() : t.source(), path + ".params." + kind.group_cadence,
+             "group \"" + m.group + "\" checkpoints every " + it->second.first + " (as '" + it->second.second +
+                 "' does); '" + m.instance + "' would checkpoint every " + value + " and its group would wait for ever");
+    }
+  }
 }
 
 Fault read_fault(const Walker& w, const toml::table& t, const std::string& path, const Scenario& s) {

@@ -73,6 +73,22 @@ TEST(Scenario, BadInputIsRefusedWithWhereAndWhat) {
             "s.toml:12:9: fault[0].at_ns: give at_ms or at_ns, not both");
 }
 
+// Property: a group member without a group, and members of one group that
+// would checkpoint at different cadences (the group would wait for ever), are
+// refused before anything runs.
+TEST(Scenario, GroupMembersNeedTheirGroupAndOneCadence) {
+  const std::string ledger = "[[program]]\ninstance = \"ledger\"\nprogram = \"ledger\"\nprovides = \"ledger\"\n";
+  const std::string teller =
+      "[[program]]\ninstance = \"teller\"\nprogram = \"teller\"\ngroup = \"bank\"\n"
+      "grants = { ledger = \"ledger:main\", console = \"console\", ckpt = \"ckpt\" }\n";
+  EXPECT_EQ(error(ledger + "grants = { ckpt = \"ckpt\" }\n" + teller),
+            "s.toml:1:1: program[0].group: program 'ledger' checkpoints with a group: set group = \"NAME\"");
+  EXPECT_EQ(error(ledger + "group = \"bank\"\ngrants = { ckpt = \"ckpt\" }\nparams = { every = 3 }\n" + teller),
+            "s.toml:8:1: program[1].params.every: group \"bank\" checkpoints every 3 (as 'ledger' does); 'teller' "
+            "would checkpoint every 2 and its group would wait for ever");
+  EXPECT_EQ(error(ledger + "group = \"bank\"\ngrants = { ckpt = \"ckpt\" }\n" + teller), "accepted");
+}
+
 // Property: --set overrides are checked like the file is.
 TEST(Scenario, OverridesAreChecked) {
   Scenario s = std::get<Scenario>(parse_scenario(minimal, "s.toml"));
