@@ -205,8 +205,10 @@ Result<std::uint64_t> Sys::buffer_size(Cap<Buffer> b) {
   if (!enter()) return Error::killed;
   const Result<CapNode*> cap =
       self_.cspace.lookup(b.handle(), ObjectType::buffer, Rights::none(), node_.config_.handle_validation);
-  if (!cap) return fail(Op::buffer_read, cap.error(), b.handle());
-  return static_cast<std::uint64_t>(static_cast<const Buffer*>(cap.value()->object)->bytes.size());
+  if (!cap) return fail(Op::buffer_size, cap.error(), b.handle());
+  const std::uint64_t size = static_cast<const Buffer*>(cap.value()->object)->bytes.size();
+  node_.trace(Op::buffer_size, &self_, Error{}, size);
+  return size;
 }
 
 }  // namespace persim::kernel

@@ -114,6 +114,7 @@ std::string_view to_string(Op op) noexcept {
     case Op::buffer_create: return "buffer_create";
     case Op::buffer_write: return "buffer_write";
     case Op::buffer_read: return "buffer_read";
+    case Op::buffer_size: return "buffer_size";
     case Op::spawn: return "spawn";
     case Op::start: return "start";
     case Op::exit: return "exit";

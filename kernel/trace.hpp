@@ -41,6 +41,7 @@ enum class Op : std::uint16_t {
   buffer_create,
   buffer_write,
   buffer_read,
+  buffer_size,
   // lifecycle and run-loop events
   spawn,
   start,

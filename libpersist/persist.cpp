@@ -27,6 +27,7 @@ const char* to_string(PersistError e) noexcept {
     case PersistError::grant_missing: return "grant_missing";
     case PersistError::session_refused: return "session_refused";
     case PersistError::group_aborted: return "group_aborted";
+    case PersistError::bad_declaration: return "bad_declaration";
   }
   return "unknown";
 }
@@ -47,7 +48,15 @@ std::string describe(const kernel::Error e) { return "kernel: " + std::string(ke
 
 }  // namespace
 
-Persistent::Persistent(Sys& sys, Options options) : sys_(sys), options_(std::move(options)) {}
+Persistent::Persistent(Sys& sys, Options options) : sys_(sys), options_(std::move(options)) {
+  check_declared("program", options_.program, image_name_bytes_max);
+}
+
+void Persistent::check_declared(std::string_view what, std::string_view name, std::size_t max) {
+  if (name.size() <= max || !declaration_error_.empty()) return;
+  declaration_error_ = std::string(what) + " '" + std::string(name.substr(0, 24)) + "...': " +
+                       std::to_string(name.size()) + " bytes, over the " + std::to_string(max) + " an image holds";
+}
 
 // ---------------------------------------------------------------- declarations
 
@@ -55,6 +64,7 @@ void Persistent::bind(EntryKind kind, std::string name, std::function<void(Entry
                       std::function<void(const Entry&)> load, std::size_t region_size) {
   assert(!name.empty() && name.front() != '.' && "names starting with '.' are libpersist's own");
   assert(std::none_of(bindings_.begin(), bindings_.end(), [&](const Binding& b) { return b.name == name; }));
+  check_declared("field", name);
   bindings_.push_back({kind, std::move(name), std::move(save), std::move(load), region_size});
 }
 
@@ -94,9 +104,15 @@ void Persistent::region(std::string name, std::span<std::byte> bytes) {
        [bytes](const Entry& e) { std::copy(e.bytes.begin(), e.bytes.end(), bytes.begin()); }, bytes.size());
 }
 
-Cap<Endpoint>& Persistent::grant(std::string name) { return grants_[std::move(name)]; }
+Cap<Endpoint>& Persistent::grant(std::string name) {
+  check_declared("grant", name);
+  return grants_[std::move(name)];
+}
 
 File& Persistent::file(std::string name, std::string via, std::string path, std::uint8_t mode) {
+  check_declared("file", name);
+  check_declared("file grant", via, image_name_bytes_max);
+  check_declared("file path", path, image_name_bytes_max);
   auto f = std::make_unique<File>();
   f->owner_ = this;
   f->name_ = std::move(name);
@@ -114,6 +130,8 @@ File& Persistent::file(std::string name, std::string via, std::string path, std:
 }
 
 Console& Persistent::console(std::string name, std::string via) {
+  check_declared("console", name);
+  check_declared("console grant", via, image_name_bytes_max);
   auto c = std::make_unique<Console>();
   c->owner_ = this;
   c->name_ = std::move(name);
@@ -123,6 +141,8 @@ Console& Persistent::console(std::string name, std::string via) {
 }
 
 Kv& Persistent::kv(std::string name, std::string via) {
+  check_declared("kv", name);
+  check_declared("kv grant", via, image_name_bytes_max);
   auto k = std::make_unique<Kv>();
   k->owner_ = this;
   k->name_ = std::move(name);
@@ -178,6 +198,7 @@ PersistStatus Persistent::load(const Image& image) {
 }
 
 PersistStatus Persistent::restore(Restored* restored) {
+  if (!declaration_error_.empty()) return fail(PersistError::bad_declaration, declaration_error_);
   Restored found;
   const kernel::Result<Cap<Endpoint>> ckpt = sys_.granted<Endpoint>(options_.checkpoint_grant);
   if (!ckpt) return fail(PersistError::no_store, "grant '" + options_.checkpoint_grant + "': " + describe(ckpt.error()));
@@ -324,6 +345,7 @@ Image Persistent::snapshot() {
 }
 
 PersistStatus Persistent::checkpoint(std::uint64_t* version) {
+  if (!declaration_error_.empty()) return fail(PersistError::bad_declaration, declaration_error_);
   if (!restored_) return fail(PersistError::no_store, "checkpoint before restore()");
   // A file's offset is the server's: ask, so the image records exactly where it is.
   for (auto& f : files_) {

@@ -66,7 +66,13 @@ enum class PersistError : std::uint8_t {
   grant_missing,    // a grant the image names was not granted to this incarnation
   session_refused,  // a server refused to rebuild a recorded session
   group_aborted,    // a group checkpoint did not complete: a member died (the group restarts)
+  bad_declaration,  // a name or path declared is longer than an image can hold
 };
+
+// A declared name (field, region, grant, file, console, key-value session) at
+// most this long, leaving room for the prefixes libpersist's own entries add;
+// a program name, file path or grant named in `via` at most image_name_bytes_max.
+inline constexpr std::size_t declared_name_bytes_max = image_name_bytes_max - 16;
 const char* to_string(PersistError e) noexcept;
 
 struct PersistStatus {
@@ -204,6 +210,10 @@ class Persistent {
 
   void bind(EntryKind kind, std::string name, std::function<void(Entry&)> save,
             std::function<void(const Entry&)> load, std::size_t region_size = 0);
+  // Notes the first declaration an image could not hold; restore() and
+  // checkpoint() then refuse (bad_declaration) rather than write images that
+  // no restore could read.
+  void check_declared(std::string_view what, std::string_view name, std::size_t max = declared_name_bytes_max);
   PersistStatus load(const Image& image);
   PersistStatus open_file(File& f, bool restoring);
   PersistStatus ensure_token(kernel::Cap<kernel::Endpoint> session, TokenRecord& token, const std::string& what,
@@ -229,6 +239,7 @@ class Persistent {
   std::uint64_t group_epoch_ = 0;  // the group epoch of the image restored or last committed
   servers::CkptClient store_;
   bool restored_ = false;
+  std::string declaration_error_;  // "" unless a declaration was too long
   std::vector<std::byte> buffer_;  // the encoded image, reused
 };
 

@@ -218,6 +218,30 @@ TEST(Persist, RestoreNamesTheMissingGrantAndTheRefusedSession) {
   }
 }
 
+// Property: a declaration no image could hold (a name or path over the
+// format's limit) is refused at restore and at checkpoint, naming it, and no
+// image is written: the program does not find out at its next restart that
+// none of its images can be read.
+TEST(Persist, OverLongDeclarationsAreRefusedBeforeAnyImage) {
+  Driven d;
+  PersistStatus checkpointed;
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> versions{{9, 9}};
+  auto system = boot_app(d, {{"ckpt", "ckpt", ""}, {"console", "console", ""}}, [&](Sys& sys, Driven& dd) {
+    Persistent p(sys, {.program = "app"});
+    std::uint64_t fine = 0;
+    p.field("fine", fine);
+    p.console(std::string(declared_name_bytes_max + 1, 'c'), "console");
+    dd.restored = p.restore();
+    checkpointed = p.checkpoint();
+    ASSERT_TRUE(servers::CkptClient(sys.granted<Endpoint>("ckpt").value()).list(sys, &versions).ok());
+  });
+  ASSERT_TRUE(run_until(*system, [&] { return d.program.incarnations() == 1; }));
+  EXPECT_EQ(d.restored.error, PersistError::bad_declaration);
+  EXPECT_EQ(d.restored.what, "console 'cccccccccccccccccccccccc...': 241 bytes, over the 240 an image holds");
+  EXPECT_EQ(checkpointed.error, PersistError::bad_declaration);
+  EXPECT_TRUE(versions.empty());
+}
+
 // Property: a damaged newest image is detected and the previous valid one is used.
 TEST(Persist, DamagedNewestImageFallsBackToThePrevious) {
   Driven d;
