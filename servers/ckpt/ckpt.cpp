@@ -20,6 +20,7 @@ using kernel::Sys;
 namespace {
 
 constexpr std::string_view record_prefix = "ckpt:";
+constexpr std::string_view epoch_prefix = "ckpt-group:";  // a group's committed epoch, 8 bytes LE
 constexpr std::uint64_t default_quota_bytes = 4u << 20;
 
 std::uint64_t slot_bytes(const CkptSlot& s) {
@@ -43,6 +44,7 @@ class Storage {
  public:
   virtual ~Storage() = default;
   virtual std::optional<std::string> load(std::vector<StoredImage>* out) = 0;
+  virtual std::optional<std::string> load_epochs(std::map<std::string, std::uint64_t>* out) = 0;
   virtual std::optional<std::string> commit(const DurableImages::Batch& batch) = 0;
   virtual bool durable() const = 0;
 };
@@ -51,6 +53,15 @@ class Storage {
 class MemoryStorage final : public Storage {
  public:
   explicit MemoryStorage(TrustedStore& store) : store_(store) {}
+  std::optional<std::string> load_epochs(std::map<std::string, std::uint64_t>* out) override {
+    for (const auto& [k, v] : store_.records()) {
+      if (!k.starts_with(epoch_prefix) || v.size() != 8) continue;
+      std::uint64_t epoch = 0;
+      for (int i = 7; i >= 0; --i) epoch = epoch << 8 | static_cast<std::uint8_t>(v[static_cast<std::size_t>(i)]);
+      (*out)[k.substr(epoch_prefix.size())] = epoch;
+    }
+    return std::nullopt;
+  }
   std::optional<std::string> load(std::vector<StoredImage>* out) override {
     for (const auto& [k, v] : store_.records()) {
       if (!k.starts_with(record_prefix)) continue;
@@ -71,6 +82,12 @@ class MemoryStorage final : public Storage {
       record_key(key_, img.slot, img.version);
       store_.put(key_, img.bytes);
     }
+    for (const auto& [group, epoch] : batch.epochs) {
+      std::byte le[8];
+      for (int i = 0; i < 8; ++i) le[i] = static_cast<std::byte>(epoch >> (8 * i));
+      key_.assign(epoch_prefix).append(group);
+      store_.put(key_, le);
+    }
     return std::nullopt;
   }
   bool durable() const override { return false; }
@@ -84,6 +101,12 @@ class MemoryStorage final : public Storage {
 class SqliteStorage final : public Storage {
  public:
   explicit SqliteStorage(std::unique_ptr<DurableImages> db) : db_(std::move(db)) {}
+  std::optional<std::string> load_epochs(std::map<std::string, std::uint64_t>* out) override {
+    auto loaded = db_->load_epochs();
+    if (auto* e = std::get_if<std::string>(&loaded)) return *e;
+    *out = std::move(std::get<std::map<std::string, std::uint64_t>>(loaded));
+    return std::nullopt;
+  }
   std::optional<std::string> load(std::vector<StoredImage>* out) override {
     auto loaded = db_->load();
     if (auto* e = std::get_if<std::string>(&loaded)) return *e;
@@ -365,9 +388,11 @@ class CkptStore {
     std::vector<Pending> batch;
     for (auto& [slot, p] : prepared_[name]) batch.push_back(std::move(p));
     prepared_.erase(name);
-    const bool ok = apply(batch);
+    CkptGroup& group = host_.groups[name];
+    const std::pair<std::string, std::uint64_t> epoch{name, group.committed_epoch + 1};
+    const bool ok = apply(batch, &epoch);
     if (ok) {
-      ++host_.groups[name].committed_epoch;
+      group.committed_epoch = epoch.second;
       ++host_.group_commits;
     }
     answer_all(batch, ok);
@@ -401,12 +426,14 @@ class CkptStore {
   }
 
   // Makes `images` lasting in one backend commit, the versions they push out
-  // of images_kept erased with them; then updates the state. False if the
-  // backend refused (nothing changed).
-  bool apply(std::vector<Pending>& images) {
+  // of images_kept erased with them, and a group's new epoch if given; then
+  // updates the state. False if the backend refused (nothing changed).
+  bool apply(std::vector<Pending>& images, const std::pair<std::string, std::uint64_t>* epoch = nullptr) {
     DurableImages::Batch& batch = batch_;  // kept from one commit to the next, for its room
     batch.puts.clear();
     batch.erases.clear();
+    batch.epochs.clear();
+    if (epoch != nullptr) batch.epochs.push_back(*epoch);
     // The oldest images each slot's new ones push out of images_kept.
     auto push_out = [&](const std::string& name, std::size_t added) {
       const CkptSlot& slot = state_.slots[name];
@@ -515,10 +542,21 @@ void ckpt_main(Sys& sys, CkptHost& host) {
     storage = std::make_unique<MemoryStorage>(host.store);
   }
   std::vector<StoredImage> images;
-  if (const std::optional<std::string> e = storage->load(&images)) {
+  std::map<std::string, std::uint64_t> epochs;
+  std::optional<std::string> e = storage->load(&images);
+  if (!e) e = storage->load_epochs(&epochs);
+  if (e) {
     host.failure = *e;
     throw std::runtime_error("checkpoint store: " + *e);
   }
+  // The groups' epochs are what the storage holds: after a power loss, an
+  // epoch whose transaction was lost is not committed, whatever was answered
+  // before the power went.
+  for (auto& [name, group] : host.groups) {
+    const auto it = epochs.find(name);
+    group.committed_epoch = it != epochs.end() ? it->second : 0;
+  }
+  for (const auto& [name, epoch] : epochs) host.groups[name].committed_epoch = epoch;
   const kernel::Result<Cap<Endpoint>> ep = sys.endpoint_create();
   if (!ep) return;
   CkptStore store(sys, *ep, host, *storage, std::move(images));

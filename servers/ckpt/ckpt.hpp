@@ -110,8 +110,10 @@ struct CkptHost {
   std::uint64_t group_commit_window_ns = 0;
   // Why the last store process could not start (its database would not open or load).
   std::string failure;
-  // Groups: their members and committed epochs, as the store's trusted
-  // storage keeps them (they outlive the store's processes and power losses).
+  // Groups: their members (as slots are opened) and committed epochs. An
+  // epoch commits in the transaction of its images; each store process loads
+  // the epochs from its storage at start (after a power loss, an epoch whose
+  // transaction was lost is not committed).
   std::map<std::string, CkptGroup> groups;
   std::uint64_t group_commits = 0;
   std::uint64_t group_aborts = 0;

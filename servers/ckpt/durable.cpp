@@ -25,13 +25,18 @@ std::variant<std::unique_ptr<DurableImages>, std::string> DurableImages::open(co
   for (const char* sql : {"PRAGMA locking_mode=EXCLUSIVE", "PRAGMA journal_mode=WAL", "PRAGMA synchronous=FULL",
                           // A rowid table: images are large blobs, which WITHOUT ROWID tables store badly.
                           "CREATE TABLE IF NOT EXISTS images (slot TEXT NOT NULL, version INTEGER NOT NULL, "
-                          "bytes BLOB NOT NULL, PRIMARY KEY (slot, version))"}) {
+                          "bytes BLOB NOT NULL, PRIMARY KEY (slot, version))",
+                          // A group's epoch commits with its members' images: a restart after a
+                          // power loss finds both, or neither.
+                          "CREATE TABLE IF NOT EXISTS groups (name TEXT PRIMARY KEY, epoch INTEGER NOT NULL)"}) {
     if (auto e = store->exec(sql)) return *e;
   }
   if (sqlite3_prepare_v2(db, "INSERT OR REPLACE INTO images (slot, version, bytes) VALUES (?1, ?2, ?3)", -1,
                          &store->put_, nullptr) != SQLITE_OK ||
       sqlite3_prepare_v2(db, "DELETE FROM images WHERE slot = ?1 AND version = ?2", -1, &store->erase_, nullptr) !=
-          SQLITE_OK)
+          SQLITE_OK ||
+      sqlite3_prepare_v2(db, "INSERT OR REPLACE INTO groups (name, epoch) VALUES (?1, ?2)", -1, &store->epoch_,
+                         nullptr) != SQLITE_OK)
     return store->error("prepare");
   return store;
 }
@@ -39,6 +44,7 @@ std::variant<std::unique_ptr<DurableImages>, std::string> DurableImages::open(co
 DurableImages::~DurableImages() {
   sqlite3_finalize(put_);
   sqlite3_finalize(erase_);
+  sqlite3_finalize(epoch_);
   sqlite3_close(db_);
 }
 
@@ -57,6 +63,18 @@ std::variant<std::vector<StoredImage>, std::string> DurableImages::load() {
   }
   sqlite3_finalize(q);
   if (rc != SQLITE_DONE) return error("load");
+  return out;
+}
+
+std::variant<std::map<std::string, std::uint64_t>, std::string> DurableImages::load_epochs() {
+  sqlite3_stmt* q = nullptr;
+  if (sqlite3_prepare_v2(db_, "SELECT name, epoch FROM groups", -1, &q, nullptr) != SQLITE_OK) return error("load epochs");
+  std::map<std::string, std::uint64_t> out;
+  int rc;
+  while ((rc = sqlite3_step(q)) == SQLITE_ROW)
+    out[reinterpret_cast<const char*>(sqlite3_column_text(q, 0))] = static_cast<std::uint64_t>(sqlite3_column_int64(q, 1));
+  sqlite3_finalize(q);
+  if (rc != SQLITE_DONE) return error("load epochs");
   return out;
 }
 
@@ -83,6 +101,15 @@ std::optional<std::string> DurableImages::commit(const Batch& batch) {
     sqlite3_bind_int64(erase_, 2, static_cast<sqlite3_int64>(version));
     if (!step(erase_)) {
       const std::string e = error("erase");
+      (void)exec("ROLLBACK");
+      return e;
+    }
+  }
+  for (const auto& [group, epoch] : batch.epochs) {
+    sqlite3_bind_text(epoch_, 1, group.data(), static_cast<int>(group.size()), SQLITE_STATIC);
+    sqlite3_bind_int64(epoch_, 2, static_cast<sqlite3_int64>(epoch));
+    if (!step(epoch_)) {
+      const std::string e = error("epoch");
       (void)exec("ROLLBACK");
       return e;
     }

@@ -34,11 +34,15 @@ class DurableImages {
   // Every image kept, by slot, oldest version first.
   std::variant<std::vector<StoredImage>, std::string> load();
 
-  // One transaction: the puts, then the erasures. When it returns ok the batch
-  // is on the platter (synced); on error nothing of it is.
+  // Each checkpoint group's last committed epoch.
+  std::variant<std::map<std::string, std::uint64_t>, std::string> load_epochs();
+
+  // One transaction: the puts, the erasures, the groups' new epochs. When it
+  // returns ok the batch is on the platter (synced); on error nothing of it is.
   struct Batch {
     std::vector<StoredImage> puts;
     std::vector<std::pair<std::string, std::uint64_t>> erases;
+    std::vector<std::pair<std::string, std::uint64_t>> epochs;  // group, its committed epoch from now
   };
   std::optional<std::string> commit(const Batch& batch);
 
@@ -52,6 +56,7 @@ class DurableImages {
   sqlite3* db_;
   sqlite3_stmt* put_ = nullptr;
   sqlite3_stmt* erase_ = nullptr;
+  sqlite3_stmt* epoch_ = nullptr;
   std::uint64_t transactions_ = 0;
 };
 
