@@ -227,7 +227,12 @@ PersistStatus Persistent::restore(Restored* restored) {
     for (const std::string& p : found.passed_over) why += (why.empty() ? "" : "; ") + p;
     return fail(PersistError::no_valid_image, why);
   }
-  if (!loaded) rng_ = kernel::Rng(sys_.random());  // a fresh stream, kept from now on
+  if (!loaded) {
+    rng_ = kernel::Rng(sys_.random());  // a fresh stream, kept from now on
+    // No image: the program starts over, so its input does too (an
+    // incarnation killed before its first checkpoint may have read some).
+    for (auto& c : consoles_) c->input_at_ = 0;
+  }
   found.sequence = sequence_;
 
   for (auto& [name, cap] : grants_) {

@@ -242,6 +242,67 @@ TEST(Persist, OverLongDeclarationsAreRefusedBeforeAnyImage) {
   EXPECT_TRUE(versions.empty());
 }
 
+// Numbers the lines it reads ("N text"), checkpointing after every third.
+kernel::Entry numberer(Effects effects) {
+  return [effects](Sys& sys) {
+    Persistent p(sys, {.program = "numberer", .effects = effects});
+    std::uint64_t lines = 0;
+    p.field("lines", lines);
+    Console& console = p.console("console");
+    if (!p.restore()) throw std::runtime_error("restore failed");
+    std::string line;
+    bool end = false;
+    while (!end && console.read_line(sys, &line, &end).ok()) {
+      if (line.empty()) continue;  // the end of the input, with nothing before it
+      ++lines;
+      if (!console.write(sys, std::to_string(lines) + " " + line)) return;  // the line keeps its newline
+      if (lines % 3 == 0 && !p.checkpoint()) return;
+    }
+  };
+}
+
+// Property: input is part of where a program left off. Killed at any kernel
+// call (before its first checkpoint too) and restarted, the program reads on
+// from its last checkpoint's input position, or from the start if it had
+// none: every line it numbers is the input line of that number, whole.
+TEST(Persist, ConsoleInputResumesWithTheStateAtEveryKillPoint) {
+  const std::vector<std::string> input = {"milk", "eggs", "flour", "sugar", "butter", "salt", "yeast"};
+  std::string text;
+  for (const std::string& l : input) text += l + "\n";
+  for (const Effects effects : {Effects::at_least_once, Effects::exactly_once}) {
+    int kills = 0;
+    for (std::uint64_t k = 1;; ++k) {
+      SCOPED_TRACE("killed at kernel call " + std::to_string(k));
+      System system(system_config());
+      system.add_standard_servers();
+      EXPECT_TRUE(system.add_program("numberer", numberer(effects)).ok());
+      Manifest m = manifest("numberer", "numberer", {{"console", "console", ""}, {"ckpt", "ckpt", ""}},
+                            RestartPolicy::on_failure);
+      m.backoff_ns_initial = 1'000;
+      system.add(m);
+      system.node().kill_at_call("numberer#1", k);
+      system.console_input("numberer", text, true);
+      ASSERT_TRUE(system.boot().ok());
+      system.node().run({.until_ns = 1'000'000'000});
+      if (system.node().kills_at_call_fired() == 0) break;
+      ++kills;
+      std::istringstream out(system.console().output["numberer"]);
+      std::uint64_t last = 0;
+      for (std::string line; std::getline(out, line);) {
+        const std::size_t space = line.find(' ');
+        ASSERT_TRUE(space != std::string::npos && space > 0 && line.find_first_not_of("0123456789") == space)
+            << system.console().output["numberer"];
+        const std::uint64_t n = std::stoull(line.substr(0, space));
+        ASSERT_TRUE(n >= 1 && n <= input.size()) << line;
+        EXPECT_EQ(line.substr(space + 1), input[n - 1]) << "line " << n;
+        last = n;
+      }
+      EXPECT_EQ(last, input.size()) << "ran to the end of the input";
+    }
+    EXPECT_GT(kills, 10);
+  }
+}
+
 // Property: a damaged newest image is detected and the previous valid one is used.
 TEST(Persist, DamagedNewestImageFallsBackToThePrevious) {
   Driven d;
