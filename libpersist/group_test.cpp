@@ -171,6 +171,77 @@ TEST(GroupCheckpoint, PowerCutAtAnyDiskWriteKeepsEpochAndImagesTogether) {
   }
 }
 
+// Serves "late" sessions, announced only after 1 ms: a program granted one
+// starts then.
+kernel::Entry late_provider() {
+  return [](Sys& sys) {
+    if (!sys.sleep_for(1'000'000)) return;
+    const Cap<Endpoint> ep = sys.endpoint_create().value();
+    servers::Sessions<servers::FsSession> sessions;
+    if (!servers::announce(sys, "late", ep)) return;
+    for (;;) {
+      kernel::Message request{}, reply{};
+      const kernel::Result<kernel::Received> r = sys.receive(ep, request);
+      if (!r) return;
+      servers::wire::Reader in(request);
+      servers::ServiceError e = servers::ServiceError::unknown_operation;
+      if (request.label == static_cast<std::uint64_t>(servers::RootOp::open)) {
+        (void)in.str();
+        (void)in.str();
+        e = sessions.open(sys, ep, servers::FsSession{in.u64(), "", 0, 0}, reply, servers::for_supervisor);
+      } else if (request.label == static_cast<std::uint64_t>(servers::RootOp::client_gone)) {
+        e = servers::close_client(sys, sessions, in, reply);
+      }
+      reply.label = static_cast<std::uint64_t>(e);
+      (void)sys.reply(r->reply, reply);
+    }
+  };
+}
+
+// Property: a group's epoch waits for every member the group has, including
+// one that has not started yet (its slot not opened): the early member's first
+// checkpoint commits with the late member's, both as epoch 1.
+TEST(GroupCheckpoint, AnEpochWaitsForMembersNotStartedYet) {
+  System system(system_config());
+  system.add_standard_servers();
+  struct Seen {
+    PersistStatus status;
+    std::uint64_t epoch = 0;
+    std::uint64_t done_ns = 0;
+  };
+  std::map<std::string, Seen> seen;
+  auto member = [&seen](std::string name) -> kernel::Entry {
+    return [&seen, name](Sys& sys) {
+      Persistent p(sys, {.program = name, .group = true});
+      std::uint64_t x = 1;
+      p.field("x", x);
+      if (!p.restore()) throw std::runtime_error("restore");
+      seen[name].status = p.checkpoint();
+      seen[name].epoch = p.group_epoch();
+      seen[name].done_ns = sys.now_ns();
+    };
+  };
+  ASSERT_TRUE(system.add_program("early", member("early")).ok());
+  ASSERT_TRUE(system.add_program("late", member("late")).ok());
+  ASSERT_TRUE(system.add_program("provider", late_provider()).ok());
+  Manifest early = manifest("early", "early", {{"ckpt", "ckpt", ""}});
+  Manifest late = manifest("late", "late", {{"ckpt", "ckpt", ""}, {"late", "late:x", ""}});
+  Manifest provider = manifest("provider", "provider", {});
+  provider.provides = "late";
+  early.group = late.group = "pair";
+  system.add(early);
+  system.add(late);
+  system.add(provider);
+  ASSERT_TRUE(system.boot().ok());
+  system.node().run({.until_ns = 100'000'000});
+  for (const char* name : {"early", "late"}) {
+    SCOPED_TRACE(name);
+    EXPECT_TRUE(seen[name].status.ok()) << seen[name].status.what;
+    EXPECT_EQ(seen[name].epoch, 1u);
+    EXPECT_GE(seen[name].done_ns, 1'000'000u) << "committed before the late member started";
+  }
+}
+
 // The broken variant: the same programs checkpointing alone, restarted alone.
 // Some kill point leaves the receiver having counted messages its sender's
 // restored state will send again: the check above must see it.

@@ -231,12 +231,18 @@ class CkptStore {
     std::uint64_t quota = in.u64();
     const std::uint64_t client = in.u64();
     const std::string group(in.str());
+    const std::uint64_t group_size = in.u64();
     if (!in.done() || slot.empty() || slot.size() > name_bytes_max || slot.find('\0') != std::string::npos ||
-        group.size() > name_bytes_max)
+        group.size() > name_bytes_max || group.empty() != (group_size == 0))
       return ServiceError::malformed;
     if (quota == 0) quota = default_quota_bytes;
     state_.slots[slot].quota = quota;
-    if (!group.empty()) host_.groups[group].members.insert(slot);
+    if (!group.empty()) {
+      // An epoch waits for every member, including those not opened yet.
+      CkptGroup& g = host_.groups[group];
+      g.members.insert(slot);
+      g.size = std::max(g.size, group_size);
+    }
     return state_.sessions.open(sys_, ep_, CkptSession{client, slot, group, std::nullopt, {}}, reply, for_supervisor);
   }
 
@@ -379,7 +385,7 @@ class CkptStore {
     std::map<std::string, Pending>& waiting = prepared_[s->group];
     waiting.emplace(s->slot, std::move(p));
     const CkptGroup& group = host_.groups[s->group];
-    if (waiting.size() == group.members.size()) commit_group(s->group);
+    if (waiting.size() == std::max<std::size_t>(group.size, group.members.size())) commit_group(s->group);
     return true;
   }
 
@@ -683,10 +689,10 @@ Outcome CkptClient::list(Sys& sys, std::vector<std::pair<std::uint64_t, std::uin
   return o;
 }
 
-Outcome ckpt_open(Sys& sys, Cap<Endpoint> root, std::string_view slot, std::string_view group, std::uint64_t quota,
-                  std::uint64_t client, Cap<Endpoint>* session) {
+Outcome ckpt_open(Sys& sys, Cap<Endpoint> root, std::string_view slot, std::string_view group, std::uint64_t group_size,
+                  std::uint64_t quota, std::uint64_t client, Cap<Endpoint>* session) {
   Message request = request_for(CkptOp::open), reply{};
-  if (!wire::Writer(request).str(slot).u64(quota).u64(client).str(group).ok())
+  if (!wire::Writer(request).str(slot).u64(quota).u64(client).str(group).u64(group_size).ok())
     return {kernel::Error{}, ServiceError::malformed};
   const Outcome o = call(sys, root, request, reply);
   if (o) *session = reply.received_cap<Endpoint>(0);

@@ -31,7 +31,8 @@
 namespace persim::servers {
 
 enum class CkptOp : std::uint64_t {
-  open = 1,    // root: str slot, u64 quota bytes, u64 client, str group ("" none) -> session cap
+  open = 1,    // root: str slot, u64 quota bytes, u64 client, str group ("" none),
+               // u64 the group's size (its members' slots; 0 without a group) -> session cap
   begin = 2,   // u64 size: start an image of that size (replaces one in progress)
   chunk = 3,   // u64 offset, bytes: part of the image in progress
   commit = 4,  // -> u64 version: the image in progress, complete, becomes the newest
@@ -79,7 +80,8 @@ struct CkptSession {
 
 // A group's members and where its epochs stand.
 struct CkptGroup {
-  std::set<std::string> members;    // slots
+  std::set<std::string> members;    // slots opened so far
+  std::uint64_t size = 0;           // how many members the group has (as opened): an epoch waits for all
   std::uint64_t committed_epoch = 0;
 };
 
@@ -160,8 +162,9 @@ class CkptClient {
   std::uint64_t buffer_size_ = 0;
 };
 
+// `group_size`: how many slots checkpoint with `group` (0 without one).
 Outcome ckpt_open(kernel::Sys& sys, kernel::Cap<kernel::Endpoint> root, std::string_view slot, std::string_view group,
-                  std::uint64_t quota,
-                  std::uint64_t client, kernel::Cap<kernel::Endpoint>* session);
+                  std::uint64_t group_size, std::uint64_t quota, std::uint64_t client,
+                  kernel::Cap<kernel::Endpoint>* session);
 
 }  // namespace persim::servers

@@ -132,6 +132,13 @@ class Supervisor {
 
  private:
   const Manifest& manifest(const Instance& in) const { return host_.manifests[in.index]; }
+  // How many programs checkpoint with `group` (those granted the checkpoint store).
+  std::uint64_t group_size(const std::string& group) const {
+    return static_cast<std::uint64_t>(std::count_if(host_.manifests.begin(), host_.manifests.end(), [&](const Manifest& m) {
+      return m.group == group &&
+             std::any_of(m.grants.begin(), m.grants.end(), [](const GrantSpec& g) { return g.service == "ckpt"; });
+    }));
+  }
 
   void event(const Instance& in, SupervisorEventKind kind, std::string detail = {}) {
     host_.events.push_back({sys_.now_ns(), manifest(in).instance, in.incarnation, kind, std::move(detail)});
@@ -267,7 +274,10 @@ class Supervisor {
     const std::string_view arg = g.argument.empty() ? std::string_view(own) : std::string_view(g.argument);
     if (g.service == "console") return console_open(sys_, svc.root, arg, in.client, session);
     if (g.service == "kv") return kv_open(sys_, svc.root, arg, in.client, session);
-    if (g.service == "ckpt") return ckpt_open(sys_, svc.root, arg, manifest(in).group, 0, in.client, session);
+    if (g.service == "ckpt") {
+      const std::string& group = manifest(in).group;
+      return ckpt_open(sys_, svc.root, arg, group, group.empty() ? 0 : group_size(group), 0, in.client, session);
+    }
     if (g.service == "fs") {
       std::uint8_t mode = 0;
       if (!fs_mode::parse(g.mode.empty() ? "r" : g.mode, &mode)) return {Error{}, ServiceError::malformed};
