@@ -212,9 +212,11 @@ Error Node::take_queued_sender_slow(Endpoint& ep, Process& receiver) {
 
 // ---------------------------------------------------------------- Sys
 
-Error Sys::call_begin(Cap<Endpoint> ep, const Message& request, Message& response, Process** next) {
+Error Sys::call_begin(Cap<Endpoint> ep, const Message& request, Message& response, Process** next,
+                      std::uint64_t deadline_ns) {
   if (!enter()) return Error::killed;
   Node& n = node_;
+  if (deadline_ns <= n.now_ns_) [[unlikely]] return fail(Op::call, Error::timed_out);
   // The message delay fault: the call waits (and may be killed) before it is sent.
   if (self_.delay_ns_max != 0) [[unlikely]] n.maybe_delay_call(self_);
   const Result<CapNode*> cap =
@@ -229,6 +231,7 @@ Error Sys::call_begin(Cap<Endpoint> ep, const Message& request, Message& respons
   self_.send_message = &request;
   self_.reply_message = &response;
   self_.send_handle = ep.handle();
+  if (deadline_ns != UINT64_MAX) [[unlikely]] n.add_timer(deadline_ns, self_.id, {});
   Process* server = endpoint.receivers.front();
   if (server != nullptr && server->cspace.free_slots() >= n.slots_needed(request)) {
     endpoint.receivers.remove(server);

@@ -391,3 +391,58 @@ TEST(Ipc, ReceiveUntilTimesOutAtItsDeadlineOnly) {
 
 }  // namespace
 }  // namespace persim::kernel
+
+namespace persim::kernel {
+namespace {
+
+// Property: call_until gives up at its deadline whether its call is still
+// queued (it is taken back: the server never sees it) or being served (the
+// server's reply then reports peer_died); answered in time it is a plain
+// call, and its deadline does not cut short the caller's later waits.
+TEST(Ipc, CallUntilGivesUpAtItsDeadlineOnly) {
+  Node node(test_config());
+  const ProcessId server = node.create_process("server").value();
+  const Handle ep = node.create_endpoint(server).value();
+  const ProcessId client = node.create_process("client").value();
+  const Handle client_ep = node.grant(server, ep, client, Rights::send()).value();
+  std::vector<std::pair<std::uint64_t, Error>> calls;     // (time, outcome) at the client
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> received;  // (time, label) at the server
+  Error late_reply{};
+  node.start(server, [&](Sys& sys) {
+        Message m{};
+        (void)sys.sleep_for(500);  // the first call (deadline 100) is gone from the queue by now
+        Result<Received> r = sys.receive(Cap<Endpoint>(ep), m);  // the second: served too slowly
+        received.emplace_back(sys.now_ns(), m.label);
+        (void)sys.sleep_for(1000);
+        late_reply = sys.reply(r->reply, m).error();
+        r = sys.receive(Cap<Endpoint>(ep), m);  // the third: answered at once
+        received.emplace_back(sys.now_ns(), m.label);
+        (void)sys.reply(r->reply, m);
+      })
+      .ok();
+  node.start(client, [&](Sys& sys) {
+        Message m{}, out{};
+        auto note = [&](const Status& s) { calls.emplace_back(sys.now_ns(), s ? Error{} : s.error()); };
+        m.label = 1;
+        note(sys.call_until(Cap<Endpoint>(client_ep), m, out, 100));  // queued, nobody receives: 100
+        (void)sys.sleep_for(300);                                      // 400
+        m.label = 2;
+        note(sys.call_until(Cap<Endpoint>(client_ep), m, out, 900));  // received at 500, not answered by 900
+        m.label = 3;
+        note(sys.call_until(Cap<Endpoint>(client_ep), m, out, 5000));  // answered at 1500
+        (void)sys.sleep_for(10000);  // the old deadline (5000) must not end this sleep early
+        note(Status{});
+        note(sys.call_until(Cap<Endpoint>(client_ep), m, out, 0));  // deadline passed: at once
+      })
+      .ok();
+  node.run();
+  EXPECT_EQ(calls, (std::vector<std::pair<std::uint64_t, Error>>{
+                       {100, Error::timed_out}, {900, Error::timed_out}, {1500, Error{}}, {11500, Error{}},
+                       {11500, Error::timed_out}}));
+  EXPECT_EQ(received, (std::vector<std::pair<std::uint64_t, std::uint64_t>>{{500, 2}, {1500, 3}}));
+  EXPECT_EQ(late_reply, Error::peer_died);
+  expect_consistent(node);
+}
+
+}  // namespace
+}  // namespace persim::kernel

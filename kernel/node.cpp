@@ -205,7 +205,9 @@ void Node::fire_due(std::uint64_t until_ns) {
     }
     Process* p = find(t.sleeper);
     if (p == nullptr || !timer_is_live(*p, t.seq)) continue;
-    make_ready(*p, p->state == ProcessState::blocked_receive ? Error::timed_out : Error{});
+    // A sleep ends; a receive_until or call_until gives up (a call being
+    // served is detached from its reply capability, as if its caller died).
+    make_ready(*p, p->state == ProcessState::sleeping ? Error{} : Error::timed_out);
   }
 }
 

@@ -298,7 +298,8 @@ class Node {
   // A process's timer still counts while it sleeps, or waits in receive_until, on it.
   static bool timer_is_live(const Process& p, std::uint64_t seq) {
     return p.timer_seq == seq &&
-           (p.state == ProcessState::sleeping || p.state == ProcessState::blocked_receive);
+           (p.state == ProcessState::sleeping || p.state == ProcessState::blocked_receive ||
+            p.state == ProcessState::blocked_call || p.state == ProcessState::blocked_reply);
   }
   std::uint64_t next_deadline() const { return timers_.empty() ? UINT64_MAX : timers_.front().deadline_ns; }
   void add_timer(std::uint64_t deadline_ns, ProcessId sleeper, std::function<void(Node&)> event);
@@ -415,7 +416,14 @@ inline void Node::block(Process& self, Process* direct) {
 // nothing to return from: what follows the switch is a fresh, predicted call.
 inline Status Sys::call(Cap<Endpoint> ep, const Message& request, Message& response) {
   Process* next = nullptr;
-  if (const Error e = call_begin(ep, request, response, &next); e != Error{}) return e;
+  if (const Error e = call_begin(ep, request, response, &next, UINT64_MAX); e != Error{}) return e;
+  if (next != nullptr) node_.switch_to_process(self_.context, *next);
+  return call_end(response);
+}
+
+inline Status Sys::call_until(Cap<Endpoint> ep, const Message& request, Message& response, std::uint64_t deadline_ns) {
+  Process* next = nullptr;
+  if (const Error e = call_begin(ep, request, response, &next, deadline_ns); e != Error{}) return e;
   if (next != nullptr) node_.switch_to_process(self_.context, *next);
   return call_end(response);
 }

@@ -53,6 +53,12 @@ class Sys {
   // the endpoint capability or a transferred one went while the call waited in
   // the queue. A receiver without room is told (cspace_full) and the call waits.
   inline Status call(Cap<Endpoint> ep, const Message& request, Message& response);
+  // call, giving up with timed_out once virtual time reaches `deadline_ns`
+  // (at once, sending nothing, if it has): still queued, the call is taken
+  // back; already received, the server's reply capability then reports
+  // peer_died. For a caller that must not wait on an untrusted server for
+  // ever (the supervisor on a program's own service).
+  inline Status call_until(Cap<Endpoint> ep, const Message& request, Message& response, std::uint64_t deadline_ns);
   // Waits for a call. May suspend. Errors: lookup errors (needs receive),
   // severed (the capability went while waiting), cspace_full
   // (no room for the reply capability and the transferred ones; the call stays
@@ -154,7 +160,8 @@ class Sys {
   // failed before anything happened (already traced), else set `*next` to the
   // process to hand the processor to, or to null if they already blocked and
   // resumed the ordinary way.
-  Error call_begin(Cap<Endpoint> ep, const Message& request, Message& response, Process** next);
+  Error call_begin(Cap<Endpoint> ep, const Message& request, Message& response, Process** next,
+                   std::uint64_t deadline_ns);
   inline Status call_end(const Message& response);
   Error reply_receive_begin(Cap<Reply> reply, const Message& response, Cap<Endpoint> ep, Message& request,
                             Received* result, Process** next);

@@ -171,6 +171,40 @@ TEST(GroupCheckpoint, PowerCutAtAnyDiskWriteKeepsEpochAndImagesTogether) {
   }
 }
 
+// Property: the checkpoint store crashing while a group checkpoints (some
+// members prepared, or none) costs the members nothing: each asks the
+// supervisor for the restarted store and prepares again, and the pair runs
+// to the end without a restart of its own, consistently.
+TEST(GroupCheckpoint, MembersPrepareAgainOnARestartedStore) {
+  const Pair s{12, 3, true};
+  int crashes = 0;
+  for (std::uint64_t at_us = 5; at_us <= 200; at_us += 5) {
+    SCOPED_TRACE("store killed at " + std::to_string(at_us) + " us");
+    Observed seen;
+    System system(system_config());
+    system.add_standard_servers();
+    ASSERT_TRUE(system.add_program("sender", sender(s, seen)).ok());
+    ASSERT_TRUE(system.add_program("receiver", receiver(s, seen)).ok());
+    Manifest a = manifest("sender", "sender", {{"ckpt", "ckpt", ""}, {"peer", "peer:x", ""}}, RestartPolicy::on_failure);
+    Manifest b = manifest("receiver", "receiver", {{"ckpt", "ckpt", ""}}, RestartPolicy::on_failure);
+    b.provides = "peer";
+    a.group = b.group = "pair";
+    system.add(a);
+    system.add(b);
+    ASSERT_TRUE(system.boot().ok());
+    bool killed = false;
+    system.node().at(at_us * 1'000, [&](kernel::Node& node) {
+      if (const auto store = system.process_of("ckpt")) killed = node.kill(*store).ok();
+    });
+    system.node().run({.until_ns = 100'000'000});
+    crashes += killed ? 1 : 0;
+    for (const servers::RestartRecord& r : system.supervisor().restarts) EXPECT_EQ(r.instance, "ckpt");
+    EXPECT_EQ(seen.sent, s.messages);
+    EXPECT_EQ(seen.received, s.messages);
+  }
+  EXPECT_GT(crashes, 0);
+}
+
 // Serves "late" sessions, announced only after 1 ms: a program granted one
 // starts then.
 kernel::Entry late_provider() {

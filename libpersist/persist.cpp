@@ -373,7 +373,16 @@ PersistStatus Persistent::checkpoint(std::uint64_t* version) {
   std::uint64_t v = 0;
   if (options_.group) {
     // All or none with the group: committed once every member has prepared this epoch.
-    const Outcome o = store_.prepare(sys_, buffer_, group_epoch_ + 1, &v);
+    Outcome o = store_.prepare(sys_, buffer_, group_epoch_ + 1, &v);
+    if (o.server_gone()) {
+      // The store restarted: what was prepared went with it; every member
+      // prepares again on the new store (the epoch is still the next one).
+      Cap<Endpoint> fresh;
+      if (regrant(options_.checkpoint_grant, &fresh)) {
+        store_.rebind(fresh);
+        o = store_.prepare(sys_, buffer_, group_epoch_ + 1, &v);
+      }
+    }
     if (o.service == ServiceError::failed)
       return fail(PersistError::group_aborted, "group epoch " + std::to_string(group_epoch_ + 1) + " aborted");
     if (!o) return fail(PersistError::no_store, "checkpoint store: prepare: " + o.describe());

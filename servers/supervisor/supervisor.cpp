@@ -40,6 +40,7 @@ std::string_view to_string(SupervisorEventKind k) noexcept {
     case SupervisorEventKind::waiting: return "waiting";
     case SupervisorEventKind::restart_scheduled: return "restart_scheduled";
     case SupervisorEventKind::gave_up: return "gave_up";
+    case SupervisorEventKind::call_timed_out: return "call_timed_out";
   }
   return "unknown";
 }
@@ -91,6 +92,14 @@ struct Service {
   std::optional<std::size_t> provider;  // the instance whose manifest provides it
   Cap<Endpoint> root;
   bool up = false;
+};
+
+// A client_gone a program's service did not take in time: sent again later,
+// unless the service has restarted meanwhile (its sessions went with it).
+struct PendingGone {
+  std::string service;
+  Cap<Endpoint> root;  // the incarnation it was meant for
+  std::uint64_t client;
 };
 
 // A regrant that waits for its service to come back.
@@ -156,8 +165,10 @@ class Supervisor {
       std::uint64_t due = UINT64_MAX;
       for (const Instance& in : instances_)
         if (in.phase == Phase::backoff) due = std::min(due, in.due_ns);
+      if (!gone_retry_.empty()) due = std::min(due, gone_retry_due_);
       const kernel::Result<kernel::Received> r = sys_.receive_until(ep_, request, due);
       if (!r && r.error() == Error::timed_out) {
+        if (!gone_retry_.empty() && gone_retry_due_ <= sys_.now_ns()) retry_gone();
         for (Instance& in : instances_)
           if (in.phase == Phase::backoff && in.due_ns <= sys_.now_ns()) try_start(in);
         update_booted();
@@ -288,8 +299,11 @@ class Supervisor {
     request.label = static_cast<std::uint64_t>(RootOp::open);
     if (!wire::Writer(request).str(g.argument).str(g.mode).u64(in.client).ok())
       return {Error{}, ServiceError::malformed};
-    const Outcome o = call(sys_, svc.root, request, reply);
+    const Outcome o = call_service(g.service, svc, request, reply);
     if (o) *session = reply.received_cap<Endpoint>(0);
+    if (o.kernel == Error::timed_out)
+      event(instances_[*svc.provider], SupervisorEventKind::call_timed_out,
+            "open for " + manifest(in).instance + " #" + std::to_string(in.incarnation) + ": refused");
     return o;
   }
 
@@ -394,13 +408,40 @@ class Supervisor {
   }
 
   void client_gone(std::uint64_t client) {
-    for (auto& [name, svc] : services_) {
-      if (!svc.up) continue;
-      Message request{}, reply{};
-      request.label = static_cast<std::uint64_t>(RootOp::client_gone);
-      wire::Writer(request).u64(client);
-      (void)call(sys_, svc.root, request, reply);
+    for (auto& [name, svc] : services_)
+      if (svc.up) send_gone(name, svc, client);
+  }
+
+  void send_gone(const std::string& name, const Service& svc, std::uint64_t client) {
+    Message request{}, reply{};
+    request.label = static_cast<std::uint64_t>(RootOp::client_gone);
+    wire::Writer(request).u64(client);
+    if (call_service(name, svc, request, reply).kernel != Error::timed_out) return;
+    if (gone_retry_.empty()) gone_retry_due_ = sys_.now_ns() + host_.service_call_timeout_ns;
+    gone_retry_.push_back({name, svc.root, client});
+    event(instances_[*svc.provider], SupervisorEventKind::call_timed_out,
+          "client_gone " + std::to_string(client) + ": sent again later");
+  }
+
+  void retry_gone() {
+    std::vector<PendingGone> due;
+    due.swap(gone_retry_);
+    for (const PendingGone& g : due) {
+      const Service& svc = services_[g.service];
+      if (svc.up && svc.root == g.root) send_gone(g.service, svc, g.client);
     }
+  }
+
+  // The standard servers are trusted to answer; a program's own service is
+  // waited on for service_call_timeout_ns at most (kernel: timed_out).
+  static bool trusted(const std::string& service) {
+    return service == "console" || service == "fs" || service == "kv" || service == "ckpt";
+  }
+  Outcome call_service(const std::string& name, const Service& svc, const Message& request, Message& reply) {
+    if (trusted(name)) return call(sys_, svc.root, request, reply);
+    const kernel::Status s = sys_.call_until(svc.root, request, reply, sys_.now_ns() + host_.service_call_timeout_ns);
+    if (!s) return {s.error(), ServiceError::ok};
+    return {Error{}, status_of(reply)};
   }
 
   // ---- requests from programs
@@ -519,6 +560,8 @@ class Supervisor {
   std::vector<Instance> instances_;
   std::map<std::string, Service> services_;
   std::vector<PendingRegrant> pending_;
+  std::vector<PendingGone> gone_retry_;
+  std::uint64_t gone_retry_due_ = UINT64_MAX;
 };
 
 }  // namespace

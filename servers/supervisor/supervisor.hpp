@@ -80,6 +80,7 @@ enum class SupervisorEventKind : std::uint8_t {
   waiting,        // a grant's service is not up yet (detail names it)
   restart_scheduled,
   gave_up,        // restarts_max reached: never restarted again
+  call_timed_out,  // its service did not answer the supervisor in time (detail: what; retried or refused)
 };
 std::string_view to_string(SupervisorEventKind k) noexcept;
 
@@ -114,6 +115,12 @@ struct SupervisorHost {
   // The last incarnation of each instance: a supervisor started after a power
   // loss numbers on from there, so process names stay unique.
   std::map<std::string, std::uint32_t> incarnations;
+  // How long (virtual ns) the supervisor waits on a program's own service (an
+  // open, a client_gone) before giving up on that call: such a service may be
+  // blocked on the supervisor itself (a regrant waiting for a restart), and
+  // the supervisor must never wait for ever on a program it does not trust.
+  // The standard servers (console, fs, kv, ckpt) are trusted: no limit.
+  std::uint64_t service_call_timeout_ns = 1'000'000;
 };
 
 // The supervisor's entry: its grants are "factory" (to create processes).
