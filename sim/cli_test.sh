@@ -69,6 +69,22 @@ else
   fail "GNU parallel is not installed (scripts/setup.sh installs it)"
 fi
 
+# inspect of a store's database reads a copy: the file is left as it was
+# (no journal mode set, no log created), and a damaged image is named.
+python3 - "$work/store.db" <<'PY'
+import sqlite3, sys
+db = sqlite3.connect(sys.argv[1])
+db.execute("CREATE TABLE images (slot TEXT NOT NULL, version INTEGER NOT NULL, bytes BLOB NOT NULL, PRIMARY KEY (slot, version))")
+db.execute("INSERT INTO images VALUES ('app', 1, x'00')")
+db.commit()
+db.close()
+PY
+before=$(sha256sum "$work/store.db")
+expect_status 1 "inspect store database" "$persim" inspect "$work/store.db"
+grep -q "store.db: slot app version 1: byte 0: truncated header" "$work/err" || fail "inspect db message: $(cat "$work/err")"
+[ "$(sha256sum "$work/store.db")" = "$before" ] || fail "inspect changed the database it read"
+[ ! -e "$work/store.db-wal" ] || fail "inspect created a write-ahead log beside the database"
+
 # inspect: a bad file is named with what is wrong.
 printf 'not an image' >"$work/x.img"
 expect_status 1 "inspect bad image" "$persim" inspect "$work/x.img"

@@ -217,7 +217,32 @@ int cmd_inspect(const std::string& path) {
   const std::vector<char> raw((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   static constexpr char sqlite_magic[] = "SQLite format 3";
   if (raw.size() >= sizeof sqlite_magic && std::equal(sqlite_magic, sqlite_magic + sizeof sqlite_magic, raw.begin())) {
-    auto opened = servers::DurableImages::open(path, nullptr);
+    // Read from a copy (the database and its write-ahead log): opening a
+    // store's database sets its journal mode and could checkpoint its log,
+    // and inspecting must leave the evidence as it was.
+    char dir_template[] = "/tmp/persim-inspect-XXXXXX";
+    const char* dir = mkdtemp(dir_template);
+    if (dir == nullptr) {
+      std::fprintf(stderr, "%s: cannot make a temporary directory to read a copy in\n", path.c_str());
+      return exit_failed;
+    }
+    const std::filesystem::path copy = std::filesystem::path(dir) / "ckpt.db";
+    std::error_code ec;
+    std::filesystem::copy_file(path, copy, ec);
+    if (!ec && std::filesystem::exists(path + "-wal"))
+      std::filesystem::copy_file(path + "-wal", copy.string() + "-wal", ec);
+    struct Cleanup {
+      std::string dir;
+      ~Cleanup() {
+        std::error_code ignored;
+        std::filesystem::remove_all(dir, ignored);
+      }
+    } cleanup{dir};
+    if (ec) {
+      std::fprintf(stderr, "%s: copying it to read: %s\n", path.c_str(), ec.message().c_str());
+      return exit_failed;
+    }
+    auto opened = servers::DurableImages::open(copy.string(), nullptr);
     if (auto* e = std::get_if<std::string>(&opened)) {
       std::fprintf(stderr, "%s: %s\n", path.c_str(), e->c_str());
       return exit_bad_input;
