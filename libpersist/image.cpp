@@ -357,6 +357,10 @@ void encode(const Image& image, std::vector<std::byte>& out) {
   assert(image.entries.size() <= image_entries_max);
   std::size_t body = 4 + image.program.size() + 4 + 8 + 4;
   for (const Entry& e : image.entries) body += 1 + 4 + e.name.size() + payload_bytes(e);
+  if (image.delta()) {
+    body += 8 + 4;
+    for (const std::string& name : image.removed) body += 4 + name.size();
+  }
   // Sized at once and written in place. A buffer reused from an image of the
   // same size (the next checkpoint of the same state) is not cleared first:
   // every byte is written below.
@@ -369,8 +373,8 @@ void encode(const Image& image, std::vector<std::byte>& out) {
   Out w(out, hash);
   w.raw(std::as_bytes(std::span(magic)));
   w.unhashed();
-  w.u16(image_format_version);
-  w.u16(0);
+  w.u16(image.delta() ? image_format_version : image_format_version_whole);
+  w.u16(image.delta() ? image_flag_delta : 0);
   w.u32(0);
   w.u64(body);
   w.hash_pending();
@@ -379,8 +383,13 @@ void encode(const Image& image, std::vector<std::byte>& out) {
   w.str(image.program);
   w.u32(image.program_version);
   w.u64(image.sequence);
+  if (image.delta()) w.u64(image.base_sequence);
   w.u32(static_cast<std::uint32_t>(image.entries.size()));
   for (const Entry& e : image.entries) write_entry(w, e);
+  if (image.delta()) {
+    w.u32(static_cast<std::uint32_t>(image.removed.size()));
+    for (const std::string& name : image.removed) w.str(name);
+  }
   w.hash_pending();
   assert(w.written() == image_header_bytes + body);
   if (w.written() != image_header_bytes + body) [[unlikely]] {
@@ -413,10 +422,13 @@ std::variant<Image, DecodeError> decode(std::span<const std::byte> bytes) {
   const std::uint32_t reserved = header.u32("reserved");
   const std::uint64_t length = header.u64("body length");
   const std::uint64_t sum = header.u64("checksum");
-  if (version != image_format_version)
+  if (version < image_format_version_whole || version > image_format_version)
     return DecodeError{8, "format version " + std::to_string(version) + " (this build reads " +
+                              std::to_string(image_format_version_whole) + " to " +
                               std::to_string(image_format_version) + ")"};
-  if (flags != 0 || reserved != 0) return DecodeError{10, "unknown flags"};
+  if ((flags & ~image_flag_delta) != 0 || reserved != 0) return DecodeError{10, "unknown flags"};
+  const bool delta = (flags & image_flag_delta) != 0;
+  if (delta && version < 2) return DecodeError{10, "a delta in a format 1 image (deltas are format 2)"};
   if (length != bytes.size() - image_header_bytes)
     return DecodeError{16, "body length " + std::to_string(length) + " but " +
                                std::to_string(bytes.size() - image_header_bytes) + " bytes follow (torn or truncated)"};
@@ -427,6 +439,13 @@ std::variant<Image, DecodeError> decode(std::span<const std::byte> bytes) {
   image.program = in.str("program name");
   image.program_version = in.u32("program version");
   image.sequence = in.u64("sequence");
+  if (delta) {
+    const std::size_t at = in.offset();
+    image.base_sequence = in.u64("base sequence");
+    if (in.ok() && (image.base_sequence == 0 || image.base_sequence >= image.sequence))
+      return DecodeError{at, "base sequence " + std::to_string(image.base_sequence) + " of a delta with sequence " +
+                                 std::to_string(image.sequence) + " (a base comes before its delta)"};
+  }
   const std::uint32_t n = in.count("entries", 1 + 4);
   if (in.ok() && n > image_entries_max) in.fail("entries: " + std::to_string(n) + " over " + std::to_string(image_entries_max));
   // Duplicate names: a scan of the entries so far while they are few, a set
@@ -464,9 +483,81 @@ std::variant<Image, DecodeError> decode(std::span<const std::byte> bytes) {
       return DecodeError{in.error_offset(), label() + " (at byte " + std::to_string(at) + "): " + in.error()};
     }
   }
+  if (delta && in.ok()) {
+    const std::uint32_t m = in.count("removed names", 4);
+    if (in.ok() && m > image_entries_max)
+      in.fail("removed names: " + std::to_string(m) + " over " + std::to_string(image_entries_max));
+    std::set<std::string> seen;  // entry names, then removed ones
+    for (const Entry& e : image.entries) seen.insert(e.name);
+    image.removed.reserve(std::min<std::size_t>(m, 64));
+    for (std::uint32_t i = 0; i < m && in.ok(); ++i) {
+      std::string name = in.str("removed name");
+      if (!in.ok()) break;
+      if (!seen.insert(name).second) {
+        in.fail("removed name " + std::to_string(i) + " '" + name + "': also an entry, or removed twice");
+        break;
+      }
+      image.removed.push_back(std::move(name));
+    }
+  }
   if (!in.ok()) return DecodeError{in.error_offset(), in.error()};
-  if (in.left() != 0) return DecodeError{in.offset(), std::to_string(in.left()) + " bytes after the last entry"};
+  if (in.left() != 0)
+    return DecodeError{in.offset(), std::to_string(in.left()) + " bytes after the last " +
+                                        (delta ? "removed name" : "entry")};
   return image;
+}
+
+namespace {
+// An image's entries by name (a delta is computed and applied in n log n, not n^2).
+std::map<std::string_view, const Entry*> by_name(const Image& image) {
+  std::map<std::string_view, const Entry*> out;
+  for (const Entry& e : image.entries) out.emplace(e.name, &e);
+  return out;
+}
+}  // namespace
+
+Image delta_of(const Image& base, const Image& state) {
+  assert(!base.delta() && !state.delta() && base.program == state.program && base.sequence < state.sequence);
+  Image d;
+  d.program = state.program;
+  d.program_version = state.program_version;
+  d.sequence = state.sequence;
+  d.base_sequence = base.sequence;
+  const auto in_base = by_name(base), in_state = by_name(state);
+  for (const Entry& e : state.entries) {
+    const auto was = in_base.find(e.name);
+    if (was == in_base.end() || !(*was->second == e)) d.entries.push_back(e);
+  }
+  for (const Entry& e : base.entries)
+    if (!in_state.contains(e.name)) d.removed.push_back(e.name);
+  return d;
+}
+
+std::variant<Image, std::string> apply_delta(const Image& base, const Image& delta) {
+  if (!delta.delta()) return std::string("not a delta");
+  if (base.delta()) return "its base, sequence " + std::to_string(base.sequence) + ", is itself a delta";
+  if (base.program != delta.program)
+    return "its base belongs to program '" + base.program + "', the delta to '" + delta.program + "'";
+  if (base.sequence != delta.base_sequence)
+    return "its base is sequence " + std::to_string(delta.base_sequence) + ", the image found is sequence " +
+           std::to_string(base.sequence);
+  Image out;
+  out.program = delta.program;
+  out.program_version = delta.program_version;
+  out.sequence = delta.sequence;
+  out.entries.reserve(base.entries.size() + delta.entries.size());
+  const auto in_base = by_name(base), in_delta = by_name(delta);
+  const std::set<std::string_view> removed(delta.removed.begin(), delta.removed.end());
+  for (const std::string& name : delta.removed)
+    if (!in_base.contains(name)) return "it removes '" + name + "', which its base does not have";
+  for (const Entry& e : base.entries) {
+    if (removed.contains(e.name)) continue;
+    const auto over = in_delta.find(e.name);
+    out.entries.push_back(over != in_delta.end() ? *over->second : e);
+  }
+  for (const Entry& e : delta.entries)
+    if (!in_base.contains(e.name)) out.entries.push_back(e);
+  return out;
 }
 
 std::string to_json(const Image& image) {
@@ -474,7 +565,11 @@ std::string to_json(const Image& image) {
   j["program"] = image.program;
   j["program_version"] = image.program_version;
   j["sequence"] = image.sequence;
-  j["format_version"] = image_format_version;
+  j["format_version"] = image.delta() ? image_format_version : image_format_version_whole;
+  if (image.delta()) {
+    j["base_sequence"] = image.base_sequence;
+    j["removed"] = image.removed;
+  }
   nlohmann::ordered_json entries = nlohmann::ordered_json::array();
   for (const Entry& e : image.entries) {
     nlohmann::ordered_json x;

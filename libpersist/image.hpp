@@ -6,14 +6,23 @@
 //
 // Layout (all integers little-endian):
 //   0   8  magic "PSIMIMG1"
-//   8   2  format version (image_format_version)
-//   10  2  flags (0)
+//   8   2  format version: 1 for a whole image, 2 for a delta (readers of
+//          format 1 refuse a delta rather than misread it)
+//   10  2  flags: image_flag_delta on a delta, else 0
 //   12  4  reserved (0)
 //   16  8  body length in bytes
 //   24  8  XXH3-64 of bytes 8..24 and the body
-//   32     body: str program, u32 program version, u64 sequence, u32 entry
-//          count, then each entry: u8 kind, str name, payload (by kind)
+//   32     body: str program, u32 program version, u64 sequence, [delta: u64
+//          base sequence], u32 entry count, then each entry: u8 kind, str
+//          name, payload (by kind), [delta: u32 count, that many str: the
+//          names of the base's entries the state no longer has]
 // A str is a u32 length and that many bytes.
+//
+// Incremental images: a delta holds only the entries that differ from those
+// of a whole image (its base, named by sequence number); the state is the
+// base with the delta's entries put over it (apply_delta). Every delta of a
+// chain is against the same whole image, never against another delta, so a
+// restore reads two images at most.
 #pragma once
 
 #include <cstddef>
@@ -27,7 +36,9 @@
 
 namespace persim::persist {
 
-inline constexpr std::uint16_t image_format_version = 1;
+inline constexpr std::uint16_t image_format_version = 2;       // the newest this build writes and reads
+inline constexpr std::uint16_t image_format_version_whole = 1;  // what a whole image is written as
+inline constexpr std::uint16_t image_flag_delta = 1;
 inline constexpr std::size_t image_header_bytes = 32;
 inline constexpr std::size_t image_name_bytes_max = 256;      // program, entry, grant and path names
 inline constexpr std::size_t image_entries_max = 1 << 16;
@@ -81,6 +92,11 @@ struct Image {
   std::uint32_t program_version = 0;
   std::uint64_t sequence = 0;  // checkpoints the program has taken, this one included
   std::vector<Entry> entries;  // names unique
+  // A delta: the sequence of its whole base image (0: this is a whole image),
+  // and the names of the base's entries the state no longer has.
+  std::uint64_t base_sequence = 0;
+  std::vector<std::string> removed;
+  bool delta() const { return base_sequence != 0; }
   const Entry* find(std::string_view name) const;
   bool operator==(const Image&) const = default;
 };
@@ -101,6 +117,18 @@ struct DecodeError {
 // prefix, every kind, duplicate names, trailing bytes. Never reads out of
 // bounds, never yields a partial image.
 std::variant<Image, DecodeError> decode(std::span<const std::byte> bytes);
+
+// The delta of `state` against the whole image `base`: its entries that are
+// new or differ, and the names of base's that it lacks. Preconditions: base
+// is whole; state is whole, of the same program, with a later sequence.
+Image delta_of(const Image& base, const Image& state);
+
+// The state a delta stands for: `base` with the delta's entries put over it
+// and its removed names taken out, in base order then new names in delta
+// order. An error, naming what, if `base` is not the delta's base (a delta
+// itself, another program or another sequence) or the delta removes a name
+// the base lacks.
+std::variant<Image, std::string> apply_delta(const Image& base, const Image& delta);
 
 // The image as JSON (persim inspect): entries by name, bytes as hex.
 std::string to_json(const Image& image);

@@ -60,6 +60,34 @@ Image random_image() {
   return image;
 }
 
+// A whole image and a later state of the same program: each entry kept,
+// changed or gone, and new ones after (the order apply_delta rebuilds).
+std::pair<Image, Image> random_evolution() {
+  Image base = random_image();
+  base.sequence = *rc::gen::inRange<std::uint64_t>(1, UINT64_MAX / 2);
+  Image state;
+  state.program = base.program;
+  state.program_version = base.program_version + *rc::gen::inRange<std::uint32_t>(0, 2);
+  state.sequence = base.sequence + *rc::gen::inRange<std::uint64_t>(1, 1000);
+  std::set<std::string> taken;
+  for (const Entry& e : base.entries) {
+    taken.insert(e.name);
+    switch (*rc::gen::inRange(0, 3)) {
+      case 0: state.entries.push_back(e); break;
+      case 1: state.entries.push_back(random_entry(e.name)); break;  // changed (or, by chance, not)
+      default: break;                                                // gone
+    }
+  }
+  for (const std::string& n : *rc::gen::container<std::set<std::string>>(names()))
+    if (taken.insert(n).second) state.entries.push_back(random_entry(n));
+  return {std::move(base), std::move(state)};
+}
+
+Image random_delta() {
+  const auto [base, state] = random_evolution();
+  return delta_of(base, state);
+}
+
 // Property: decode(encode(image)) is the image.
 RC_GTEST_PROP(Image, RoundTrips, ()) {
   const Image image = random_image();
@@ -71,7 +99,7 @@ RC_GTEST_PROP(Image, RoundTrips, ()) {
 // Property: any truncation and any flipped bit is refused with an error,
 // never a crash or an image. (Exhaustive over positions for the image drawn.)
 RC_GTEST_PROP(Image, EveryTruncationAndBitFlipIsRefused, ()) {
-  const std::vector<std::byte> bytes = encode(random_image());
+  const std::vector<std::byte> bytes = encode(*rc::gen::arbitrary<bool>() ? random_image() : random_delta());
   RC_PRE(bytes.size() <= 2048);
   for (std::size_t n = 0; n < bytes.size(); ++n)
     RC_ASSERT(std::holds_alternative<DecodeError>(decode(std::span(bytes).first(n))));
@@ -86,6 +114,37 @@ RC_GTEST_PROP(Image, EveryTruncationAndBitFlipIsRefused, ()) {
   std::vector<std::byte> longer = bytes;
   longer.push_back(std::byte{0});
   RC_ASSERT(std::holds_alternative<DecodeError>(decode(longer)));
+}
+
+// Property: a delta holds exactly the entries that are new or differ and the
+// names that went; it round-trips; applied to its base it is the state.
+RC_GTEST_PROP(Image, DeltaOnItsBaseIsTheState, ()) {
+  const auto [base, state] = random_evolution();
+  const Image delta = delta_of(base, state);
+  RC_ASSERT(delta.delta());
+  RC_ASSERT(delta.base_sequence == base.sequence);
+  for (const Entry& e : delta.entries) {
+    const Entry* was = base.find(e.name);
+    const bool new_or_changed = was == nullptr || !(*was == e);  // (RC_ASSERT would not short-circuit)
+    RC_ASSERT(new_or_changed);
+  }
+  std::size_t unchanged = 0;
+  for (const Entry& e : state.entries)
+    if (const Entry* was = base.find(e.name); was != nullptr && *was == e) ++unchanged;
+  RC_ASSERT(delta.entries.size() + unchanged == state.entries.size());
+  for (const std::string& name : delta.removed) {
+    const bool went = base.find(name) != nullptr && state.find(name) == nullptr;
+    RC_ASSERT(went);
+  }
+  std::size_t gone = 0;
+  for (const Entry& e : base.entries) gone += state.find(e.name) == nullptr ? 1 : 0;
+  RC_ASSERT(delta.removed.size() == gone);
+  const auto decoded = decode(encode(delta));
+  RC_ASSERT(std::holds_alternative<Image>(decoded));
+  RC_ASSERT(std::get<Image>(decoded) == delta);
+  const auto applied = apply_delta(base, std::get<Image>(decoded));
+  RC_ASSERT(std::holds_alternative<Image>(applied));
+  RC_ASSERT(std::get<Image>(applied) == state);
 }
 
 std::string error_of(std::span<const std::byte> bytes) {
@@ -115,7 +174,7 @@ TEST(ImageErrors, EachDamageIsNamed) {
   EXPECT_EQ(error_of(b), "byte 0: not a persim image (bad magic)");
   b = good;
   b[8] = std::byte{9};
-  EXPECT_EQ(error_of(b), "byte 8: format version 9 (this build reads 1)");
+  EXPECT_EQ(error_of(b), "byte 8: format version 9 (this build reads 1 to 2)");
   EXPECT_EQ(error_of(std::span(good).first(good.size() - 3)),
             "byte 16: body length " + std::to_string(good.size() - 32) + " but " + std::to_string(good.size() - 35) +
                 " bytes follow (torn or truncated)");
@@ -123,6 +182,52 @@ TEST(ImageErrors, EachDamageIsNamed) {
   b.back() ^= std::byte{1};
   EXPECT_EQ(error_of(b), "byte 24: checksum mismatch (corrupt)");
   EXPECT_EQ(error_of(good), "decoded");
+}
+
+// Property: a delta is refused, named, when it is not on the image given as
+// its base, and a malformed delta does not decode.
+TEST(ImageErrors, ADeltaNeedsItsOwnBase) {
+  Image base = small();
+  Image state = small();
+  state.sequence = 9;
+  state.entries[0].number = 43;
+  Entry extra;
+  extra.kind = EntryKind::bytes;
+  extra.name = "note";
+  state.entries.push_back(extra);
+  const Image delta = delta_of(base, state);
+  ASSERT_EQ(delta.entries.size(), 2u);
+  ASSERT_EQ(std::get<Image>(apply_delta(base, delta)), state);
+  auto error = [](const std::variant<Image, std::string>& r) {
+    return std::holds_alternative<std::string>(r) ? std::get<std::string>(r) : "applied";
+  };
+  Image other = base;
+  other.sequence = 6;
+  EXPECT_EQ(error(apply_delta(other, delta)), "its base is sequence 7, the image found is sequence 6");
+  other = base;
+  other.program = "logger";
+  EXPECT_EQ(error(apply_delta(other, delta)), "its base belongs to program 'logger', the delta to 'counter'");
+  EXPECT_EQ(error(apply_delta(delta, delta)), "its base, sequence 9, is itself a delta");
+  EXPECT_EQ(error(apply_delta(base, base)), "not a delta");
+  Image gone = delta;
+  gone.removed.push_back("never");
+  EXPECT_EQ(error(apply_delta(base, gone)), "it removes 'never', which its base does not have");
+
+  // Encoded: format 2 with the delta flag; as format 1 it is refused.
+  const std::vector<std::byte> good = encode(delta);
+  EXPECT_EQ(static_cast<int>(good[8]), 2);
+  EXPECT_EQ(static_cast<int>(good[10]), image_flag_delta);
+  EXPECT_EQ(static_cast<int>(encode(base)[8]), 1);  // whole images stay format 1
+  std::vector<std::byte> b = good;
+  b[8] = std::byte{1};
+  EXPECT_EQ(error_of(b), "byte 10: a delta in a format 1 image (deltas are format 2)");
+  Image late = delta;
+  late.base_sequence = late.sequence;
+  EXPECT_EQ(error_of(encode(late)), "byte 55: base sequence 9 of a delta with sequence 9 (a base comes before its delta)");
+  Image twice = delta;
+  twice.removed = {"count"};
+  EXPECT_EQ(error_of(encode(twice)).substr(error_of(encode(twice)).find(':')),
+            ": removed name 0 'count': also an entry, or removed twice");
 }
 
 // Property: the JSON view shows the program, version, sequence and each entry.

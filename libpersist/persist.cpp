@@ -203,24 +203,74 @@ PersistStatus Persistent::restore(Restored* restored) {
   const kernel::Result<Cap<Endpoint>> ckpt = sys_.granted<Endpoint>(options_.checkpoint_grant);
   if (!ckpt) return fail(PersistError::no_store, "grant '" + options_.checkpoint_grant + "': " + describe(ckpt.error()));
   store_.rebind(*ckpt);
-  std::vector<std::pair<std::uint64_t, std::uint64_t>> versions;
+  std::vector<servers::CkptKept> versions;
   if (const Outcome o = store_.list(sys_, &versions); !o)
     return fail(PersistError::no_store, "checkpoint store: " + o.describe());
-  bool loaded = false;
-  for (auto it = versions.rbegin(); it != versions.rend() && !loaded; ++it) {
-    std::vector<std::byte> bytes;
-    if (const Outcome o = store_.read(sys_, it->first, it->second, &bytes); !o)
-      return fail(PersistError::no_store, "checkpoint store: reading version " + std::to_string(it->first) + ": " +
-                                              o.describe());
+  // One kept image, decoded; false (and why, in passed_over) if damaged.
+  std::vector<std::byte> bytes;
+  auto read = [&](const servers::CkptKept& k, const std::string& label, Image* out, PersistStatus* error) {
+    if (const Outcome o = store_.read(sys_, k.version, k.size, &bytes); !o) {
+      *error = fail(PersistError::no_store, "checkpoint store: reading version " + std::to_string(k.version) + ": " +
+                                                o.describe());
+      return false;
+    }
     auto decoded = decode(bytes);
     if (const DecodeError* e = std::get_if<DecodeError>(&decoded)) {
-      found.passed_over.push_back("version " + std::to_string(it->first) + ": " + e->describe());
+      found.passed_over.push_back(label + ": " + e->describe());
+      return false;
+    }
+    *out = std::move(std::get<Image>(decoded));
+    return true;
+  };
+  bool loaded = false;
+  for (auto it = versions.rbegin(); it != versions.rend() && !loaded; ++it) {
+    const std::string label = "version " + std::to_string(it->version);
+    PersistStatus error;
+    Image image, base;
+    if (!read(*it, label, &image, &error)) {
+      if (!error) return error;
       continue;
     }
-    if (const PersistStatus s = load(std::get<Image>(decoded)); !s) return s;
+    // A delta is read with its base: the store keeps it, unless the images
+    // were damaged or lost beneath it.
+    if (image.delta() != (it->base != 0)) {
+      found.passed_over.push_back(label + ": " + (image.delta() ? "a delta the store holds as a whole image"
+                                                               : "a whole image the store holds as a delta"));
+      continue;
+    }
+    if (image.delta()) {
+      const std::string base_label = label + ": its base, version " + std::to_string(it->base);
+      const auto b = std::find_if(versions.begin(), versions.end(),
+                                  [&](const servers::CkptKept& k) { return k.version == it->base; });
+      if (b == versions.end()) {
+        found.passed_over.push_back(base_label + ": not kept");
+        continue;
+      }
+      if (!read(*b, base_label, &base, &error)) {
+        if (!error) return error;
+        continue;
+      }
+      auto merged = apply_delta(base, image);
+      if (const std::string* e = std::get_if<std::string>(&merged)) {
+        found.passed_over.push_back(label + ": " + *e);
+        continue;
+      }
+      image = std::move(std::get<Image>(merged));
+    }
+    if (const PersistStatus s = load(image); !s) return s;
     found.from_image = true;
-    found.version = it->first;
+    found.version = it->version;
+    found.base = it->base;
     loaded = true;
+    if (incremental()) {
+      // The next delta is on the whole image this state came from.
+      base_version_ = it->base != 0 ? it->base : it->version;
+      const auto b = std::find_if(versions.begin(), versions.end(),
+                                  [&](const servers::CkptKept& k) { return k.version == base_version_; });
+      base_bytes_ = b->size;
+      deltas_on_base_ = it->base != 0 ? image.sequence - base.sequence : 0;
+      base_ = it->base != 0 ? std::move(base) : std::move(image);
+    }
   }
   if (!versions.empty() && !loaded) {
     std::string why;
@@ -368,41 +418,64 @@ PersistStatus Persistent::checkpoint(std::uint64_t* version) {
     if (!o) return fail(PersistError::session_refused, "console '" + c->name_ + "': tell input: " + o.describe());
     c->input_at_ = at;  // for snapshot(); cleared below
   }
-  encode(snapshot(), buffer_);
+  Image state = snapshot();
   for (auto& c : consoles_) c->input_at_.reset();
+  std::uint64_t base = encode_next(state);
   std::uint64_t v = 0;
-  if (options_.group) {
-    // All or none with the group: committed once every member has prepared this epoch.
-    Outcome o = store_.prepare(sys_, buffer_, group_epoch_ + 1, &v);
-    if (o.server_gone()) {
-      // The store restarted: what was prepared went with it; every member
-      // prepares again on the new store (the epoch is still the next one).
-      Cap<Endpoint> fresh;
-      if (regrant(options_.checkpoint_grant, &fresh)) {
-        store_.rebind(fresh);
-        o = store_.prepare(sys_, buffer_, group_epoch_ + 1, &v);
-      }
-    }
-    if (o.service == ServiceError::failed)
-      return fail(PersistError::group_aborted, "group epoch " + std::to_string(group_epoch_ + 1) + " aborted");
-    if (!o) return fail(PersistError::no_store, "checkpoint store: prepare: " + o.describe());
-    ++group_epoch_;
-    ++sequence_;
-    if (version != nullptr) *version = v;
-    return {};
-  }
-  Outcome o = store_.write(sys_, buffer_, &v);
+  // Writes (or, in a group, prepares) buffer_; once again on a restarted
+  // store (what was staged or prepared went with the old one; the epoch is
+  // still the next one), and once more whole if a delta's base is not kept.
+  auto send = [&] {
+    return options_.group ? store_.prepare(sys_, buffer_, group_epoch_ + 1, &v, base)
+                          : store_.write(sys_, buffer_, &v, base);
+  };
+  Outcome o = send();
   if (o.server_gone()) {
     Cap<Endpoint> fresh;
     if (regrant(options_.checkpoint_grant, &fresh)) {
       store_.rebind(fresh);
-      o = store_.write(sys_, buffer_, &v);
+      o = send();
     }
   }
-  if (!o) return fail(PersistError::no_store, "checkpoint store: " + o.describe());
+  if (base != 0 && (o.service == ServiceError::not_found || o.service == ServiceError::conflict)) {
+    base_.reset();
+    base = encode_next(state);
+    o = send();
+  }
+  if (options_.group) {
+    if (o.service == ServiceError::failed)
+      return fail(PersistError::group_aborted, "group epoch " + std::to_string(group_epoch_ + 1) + " aborted");
+    if (!o) return fail(PersistError::no_store, "checkpoint store: prepare: " + o.describe());
+    ++group_epoch_;
+  } else if (!o) {
+    return fail(PersistError::no_store, "checkpoint store: " + o.describe());
+  }
   ++sequence_;
+  written(std::move(state), v, base);
   if (version != nullptr) *version = v;
   return {};
+}
+
+std::uint64_t Persistent::encode_next(const Image& state) {
+  if (incremental() && base_ && deltas_on_base_ + 1 < options_.full_every) {
+    encode(delta_of(*base_, state), buffer_);
+    if (buffer_.size() * 100 <= base_bytes_ * options_.delta_percent_max) return base_version_;
+  }
+  encode(state, buffer_);
+  return 0;
+}
+
+void Persistent::written(Image&& state, std::uint64_t v, std::uint64_t base) {
+  if (base != 0) {
+    ++deltas_on_base_;
+    ++deltas_written_;
+    return;
+  }
+  if (!incremental()) return;
+  base_ = std::move(state);
+  base_version_ = v;
+  base_bytes_ = buffer_.size();
+  deltas_on_base_ = 0;
 }
 
 std::uint64_t Persistent::random() { return rng_.next(); }

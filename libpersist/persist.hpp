@@ -52,6 +52,13 @@ struct Options {
   // (see servers/ckpt/ckpt.hpp). It blocks until every member has taken its
   // own: a member must not checkpoint while another member waits on it.
   bool group = false;
+  // Incremental images. With full_every above 1 every full_every-th image is
+  // whole and those between are deltas: only the entries that changed since
+  // the last whole image, which the store keeps as their base. A delta larger
+  // than delta_percent_max percent of that whole image is written whole
+  // instead (and starts the count again). 0 or 1: every image is whole.
+  std::uint32_t full_every = 0;
+  std::uint32_t delta_percent_max = 50;
 };
 
 // What went wrong, naming which grant, session, image or field.
@@ -86,6 +93,7 @@ struct PersistStatus {
 struct Restored {
   bool from_image = false;     // false: no image yet, a fresh start
   std::uint64_t version = 0;   // the image's version in the store
+  std::uint64_t base = 0;      // a delta: the version of the whole image it was applied to (0: whole)
   std::uint64_t sequence = 0;  // checkpoints taken before this start
   std::vector<std::string> passed_over;  // damaged newer images, and why
 };
@@ -192,6 +200,8 @@ class Persistent {
   // The image the next checkpoint would write (for tests and inspection).
   Image snapshot();
   std::uint64_t checkpoints() const { return sequence_; }
+  // Of the checkpoints this incarnation took, how many were deltas.
+  std::uint64_t deltas_written() const { return deltas_written_; }
   // A group member: the group epoch of its state (restored, or last committed).
   std::uint64_t group_epoch() const { return group_epoch_; }
 
@@ -241,6 +251,20 @@ class Persistent {
   bool restored_ = false;
   std::string declaration_error_;  // "" unless a declaration was too long
   std::vector<std::byte> buffer_;  // the encoded image, reused
+  // Incremental images: the last whole image written or restored (the base of
+  // the next delta), its version in the store and encoded size, and how many
+  // deltas have been written on it.
+  std::optional<Image> base_;
+  std::uint64_t base_version_ = 0;
+  std::uint64_t base_bytes_ = 0;
+  std::uint64_t deltas_on_base_ = 0;
+  std::uint64_t deltas_written_ = 0;
+  bool incremental() const { return options_.full_every > 1; }
+  // Encodes `state` into buffer_, as a delta on base_ if the policy allows;
+  // returns the base's version if it is a delta, else 0.
+  std::uint64_t encode_next(const Image& state);
+  // After `state` was written as version `v` (a delta if `base` is not 0).
+  void written(Image&& state, std::uint64_t v, std::uint64_t base);
 };
 
 }  // namespace persim::persist

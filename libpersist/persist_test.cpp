@@ -3,6 +3,7 @@
 // then happen again (at least once) or not (exactly once).
 #include <gtest/gtest.h>
 
+#include <array>
 #include <memory>
 #include <sstream>
 
@@ -20,9 +21,10 @@ constexpr int steps = 10;
 constexpr int every = 3;  // checkpoint after every third step
 
 // Counts to `steps` on its console, checkpointing every `every` steps.
-kernel::Entry counter(Effects effects) {
-  return [effects](Sys& sys) {
-    Persistent p(sys, {.program = "counter", .effects = effects});
+// With full_every above 1, images between whole ones are deltas.
+kernel::Entry counter(Effects effects, std::uint32_t full_every) {
+  return [effects, full_every](Sys& sys) {
+    Persistent p(sys, {.program = "counter", .effects = effects, .full_every = full_every});
     std::uint64_t count = 0;
     p.field("count", count);
     Console& out = p.console("out");
@@ -42,10 +44,10 @@ struct CounterRun {
   std::size_t restarts = 0;
 };
 
-CounterRun run_counter(Effects effects, std::uint64_t kill_at) {
+CounterRun run_counter(Effects effects, std::uint64_t kill_at, std::uint32_t full_every) {
   System system(system_config());
   system.add_standard_servers();
-  EXPECT_TRUE(system.add_program("counter", counter(effects)).ok());
+  EXPECT_TRUE(system.add_program("counter", counter(effects, full_every)).ok());
   Manifest m = manifest("counter", "counter", {{"console", "console", ""}, {"ckpt", "ckpt", ""}}, RestartPolicy::on_failure);
   m.backoff_ns_initial = 1'000;
   system.add(m);
@@ -73,11 +75,17 @@ std::string uninterrupted() {
 // Property (at least once): killed at any kernel call of its first incarnation
 // and restarted, the counter's output is the uninterrupted output with, at each
 // restart, the steps since the last checkpoint done again, and nothing else.
-TEST(Persist, KilledAtEveryKernelCallResumesAtLeastOnce) {
-  EXPECT_EQ(run_counter(Effects::at_least_once, 0).output, uninterrupted());
+// Whole images, and incremental ones (every second image whole).
+class PersistKilled : public ::testing::TestWithParam<std::uint32_t> {};
+INSTANTIATE_TEST_SUITE_P(Images, PersistKilled, ::testing::Values(0u, 2u),
+                         [](const auto& param_info) { return param_info.param == 0 ? std::string("whole") : std::string("incremental"); });
+
+TEST_P(PersistKilled, AtEveryKernelCallResumesAtLeastOnce) {
+  const std::uint32_t full_every = GetParam();
+  EXPECT_EQ(run_counter(Effects::at_least_once, 0, full_every).output, uninterrupted());
   int kills = 0, redone = 0;
   for (std::uint64_t k = 1;; ++k) {
-    const CounterRun run = run_counter(Effects::at_least_once, k);
+    const CounterRun run = run_counter(Effects::at_least_once, k, full_every);
     if (!run.killed) break;
     ++kills;
     SCOPED_TRACE("killed at kernel call " + std::to_string(k));
@@ -104,11 +112,12 @@ TEST(Persist, KilledAtEveryKernelCallResumesAtLeastOnce) {
 
 // Property (exactly once): killed at any kernel call and restarted, the
 // output is exactly the uninterrupted output.
-TEST(Persist, KilledAtEveryKernelCallResumesExactlyOnce) {
-  EXPECT_EQ(run_counter(Effects::exactly_once, 0).output, uninterrupted());
+TEST_P(PersistKilled, AtEveryKernelCallResumesExactlyOnce) {
+  const std::uint32_t full_every = GetParam();
+  EXPECT_EQ(run_counter(Effects::exactly_once, 0, full_every).output, uninterrupted());
   int kills = 0;
   for (std::uint64_t k = 1;; ++k) {
-    const CounterRun run = run_counter(Effects::exactly_once, k);
+    const CounterRun run = run_counter(Effects::exactly_once, k, full_every);
     if (!run.killed) break;
     ++kills;
     EXPECT_EQ(run.output, uninterrupted()) << "killed at kernel call " << k;
@@ -225,7 +234,7 @@ TEST(Persist, RestoreNamesTheMissingGrantAndTheRefusedSession) {
 TEST(Persist, OverLongDeclarationsAreRefusedBeforeAnyImage) {
   Driven d;
   PersistStatus checkpointed;
-  std::vector<std::pair<std::uint64_t, std::uint64_t>> versions{{9, 9}};
+  std::vector<servers::CkptKept> versions{{9, 9, 0}};
   auto system = boot_app(d, {{"ckpt", "ckpt", ""}, {"console", "console", ""}}, [&](Sys& sys, Driven& dd) {
     Persistent p(sys, {.program = "app"});
     std::uint64_t fine = 0;
@@ -335,6 +344,90 @@ TEST(Persist, DamagedNewestImageFallsBackToThePrevious) {
   EXPECT_EQ(d.found.version, 1u);
   ASSERT_EQ(d.found.passed_over.size(), 1u);
   EXPECT_EQ(d.found.passed_over[0], "version 2: byte 24: checksum mismatch (corrupt)");
+}
+
+// Property: with incremental images, a delta holds only what changed since the
+// whole image it is on (a small count, not the region that stayed), a delta
+// larger than the policy allows is written whole, every full_every-th image
+// is whole, and a restart restores the newest state from delta and base.
+// Damage to the delta falls back to its base; damage to the base, which the
+// newest points share, to the older whole image the store kept for that.
+TEST(Persist, IncrementalImagesHoldWhatChangedAndRestoreWhole) {
+  for (const std::uint64_t damaged : {0, 7, 5}) {
+    SCOPED_TRACE("damaged version " + std::to_string(damaged));
+    Driven d;
+    std::uint64_t count = 0;
+    std::array<std::byte, 4096> big{};
+    std::unique_ptr<Persistent> p;
+    auto system = boot_app(d, {{"ckpt", "ckpt", ""}}, [&](Sys& sys, Driven& dd) {
+      count = 0;
+      big.fill(std::byte{0});
+      p = std::make_unique<Persistent>(sys, Options{.program = "app", .full_every = 3});
+      p->field("count", count);
+      p->region("big", big);
+      dd.restored = p->restore(&dd.found);
+    });
+    ASSERT_TRUE(run_until(*system, [&] { return d.program.incarnations() == 1; }));
+    for (std::uint64_t c = 1; c <= 7; ++c) {
+      ASSERT_TRUE(d.program.run(*system, [&, c](Sys&) {
+        count = c;
+        if (c == 5) big.fill(std::byte{5});  // most of the state: its delta is written whole
+        ASSERT_TRUE(p->checkpoint().ok());
+      }));
+    }
+    EXPECT_EQ(p->deltas_written(), 4u);
+    std::vector<servers::CkptKept> kept;
+    ASSERT_TRUE(d.program.run(*system, [&](Sys& sys) {
+      ASSERT_TRUE(servers::CkptClient(sys.granted<Endpoint>("ckpt").value()).list(sys, &kept).ok());
+    }));
+    // Whole: 1, 4 (every third), 5 (too big a delta). Deltas: 2, 3 on 1; 6, 7 on 5.
+    // Kept: 7 with its base 5, and 4, which shares nothing with them.
+    ASSERT_EQ(kept.size(), 3u);
+    EXPECT_EQ(kept[0].version, 4u);
+    EXPECT_EQ(kept[0].base, 0u);
+    EXPECT_EQ(kept[1].version, 5u);
+    EXPECT_EQ(kept[1].base, 0u);
+    EXPECT_EQ(kept[2].version, 7u);
+    EXPECT_EQ(kept[2].base, 5u);
+    EXPECT_GT(kept[1].size, big.size());
+    EXPECT_LT(kept[2].size, 200u) << "a delta of the count alone";
+
+    servers::TrustedStore& disk = system->ckpt().store;
+    if (damaged != 0) {
+      std::string key = std::string("ckpt:app\0", 9) + "000000000000000" + std::to_string(damaged);
+      ASSERT_NE(disk.get(key), nullptr);
+      servers::TrustedStore::Bytes bytes = *disk.get(key);
+      bytes[bytes.size() - 1] ^= std::byte{0x40};
+      disk.put(key, bytes);
+    }
+    ASSERT_TRUE(system->node().kill(*system->process_of("ckpt")).ok());  // it rereads its storage
+    ASSERT_TRUE(system->node().kill(*system->process_of("app")).ok());
+    ASSERT_TRUE(run_until(*system, [&] { return d.program.incarnations() == 2; }));
+    ASSERT_TRUE(d.restored.ok()) << d.restored.what;
+    if (damaged == 0) {
+      EXPECT_EQ(count, 7u);
+      EXPECT_EQ(big[4095], std::byte{5});
+      EXPECT_EQ(d.found.version, 7u);
+      EXPECT_EQ(d.found.base, 5u);
+      EXPECT_TRUE(d.found.passed_over.empty());
+    } else if (damaged == 7) {
+      EXPECT_EQ(count, 5u);
+      EXPECT_EQ(d.found.version, 5u);
+      EXPECT_EQ(d.found.passed_over, std::vector<std::string>{"version 7: byte 24: checksum mismatch (corrupt)"});
+    } else {
+      EXPECT_EQ(count, 4u);
+      EXPECT_EQ(big[0], std::byte{0});
+      EXPECT_EQ(d.found.version, 4u);
+      EXPECT_EQ(d.found.passed_over,
+                (std::vector<std::string>{"version 7: its base, version 5: byte 24: checksum mismatch (corrupt)",
+                                          "version 5: byte 24: checksum mismatch (corrupt)"}));
+    }
+    // The next checkpoint goes on from the state restored: a delta on its base.
+    std::uint64_t v = 0;
+    ASSERT_TRUE(d.program.run(*system, [&](Sys&) { ASSERT_TRUE(p->checkpoint(&v).ok()); }));
+    EXPECT_EQ(v, 8u);
+    EXPECT_EQ(p->deltas_written(), damaged == 0 ? 0u : 1u) << "after 7 (two deltas on 5) the next image is whole";
+  }
 }
 
 // Property: a newer program version reads an older image (new fields keep their

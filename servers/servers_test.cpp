@@ -2,6 +2,12 @@
 // of bad input (unknown operation, malformed or oversized message, the wrong
 // kind of session, the wrong type of capability).
 #include <gtest/gtest.h>
+#include <rapidcheck.h>
+#include <rapidcheck/gtest.h>
+
+#include <algorithm>
+#include <map>
+#include <set>
 
 #include "support/system_harness.hpp"
 
@@ -13,8 +19,9 @@ using kernel::Message;
 
 // One client with a session of every kind, driven from the test.
 struct Fixture {
-  Fixture() : system(system_config()) {
+  explicit Fixture(bool durable_checkpoints = false) : system(system_config()) {
     system.add_standard_servers();
+    if (durable_checkpoints) system.use_durable_checkpoints();
     EXPECT_TRUE(system.add_program("client", client.entry()).ok());
     system.add(manifest("client", "client",
                         {{"console", "console", ""},
@@ -167,6 +174,96 @@ TEST(CheckpointStore, ImagesCommitWholeAndQuotaHolds) {
   }
 }
 
+// Property (random sequences of whole images and deltas, on both backends):
+// the newest image and its base are kept, as is every kept delta's base; once
+// two whole images are in, one damaged image always leaves a restore point
+// (an image and its base) that does not use it; with whole images only,
+// exactly the newest two stay. A delta on a version not kept is not_found, on
+// a delta conflict, and changes nothing. Bytes read back are those written,
+// and a restarted store lists the same images with the same bases.
+RC_GTEST_PROP(CheckpointStore, DeltasKeepTheirBasesAndOneDamageLeavesARestorePoint, ()) {
+  const bool durable = *rc::gen::arbitrary<bool>();
+  const auto steps = *rc::gen::resize(24, rc::gen::nonEmpty(rc::gen::container<std::vector<std::uint8_t>>(
+                                              rc::gen::inRange<std::uint8_t>(0, 4))));
+  Fixture f(durable);
+  std::map<std::uint64_t, std::uint64_t> base_of;      // every version written -> its base
+  std::map<std::uint64_t, std::vector<std::byte>> written;
+  std::vector<CkptKept> listed;
+  std::vector<std::string> broken;
+  auto check = [&](const std::vector<CkptKept>& kept, std::uint64_t newest, std::size_t wholes, bool all_whole) {
+    std::set<std::uint64_t> versions;
+    for (const CkptKept& k : kept) versions.insert(k.version);
+    auto has = [&](std::uint64_t v) { return v == 0 || versions.contains(v); };
+    if (!versions.contains(newest) || !has(base_of[newest])) broken.push_back("newest or its base not kept");
+    for (const CkptKept& k : kept) {
+      if (k.base != base_of[k.version]) broken.push_back("base of " + std::to_string(k.version) + " misreported");
+      if (!has(k.base)) broken.push_back("base of " + std::to_string(k.version) + " dropped");
+    }
+    if (kept.size() > 2 * images_kept) broken.push_back("more than 2 x images_kept kept");
+    if (all_whole && versions != std::set<std::uint64_t>{newest - 1, newest} && newest > 1)
+      broken.push_back("whole images only, but not the newest two");
+    if (wholes < 2) return;
+    for (const std::uint64_t damaged : versions) {
+      const bool survives = std::any_of(kept.begin(), kept.end(), [&](const CkptKept& k) {
+        return k.version != damaged && k.base != damaged;
+      });
+      if (!survives) broken.push_back("damage to " + std::to_string(damaged) + " leaves nothing");
+    }
+  };
+  f.run([&](Sys& sys) {
+    CkptClient ckpt(grant(sys, "ckpt"));
+    std::uint64_t newest = 0, last_whole = 0, wholes = 0;
+    bool all_whole = true;
+    for (const std::uint8_t step : steps) {
+      // 0: whole; 1, 2: a delta on the last whole image; 3: a bad base.
+      std::uint64_t base = step == 0 || last_whole == 0 ? 0 : last_whole;
+      std::vector<CkptKept> before;
+      ASSERT_TRUE(ckpt.list(sys, &before).ok());
+      if (step == 3 && newest != 0) {
+        std::uint64_t v = 0;
+        const std::vector<std::byte> img(10, std::byte{0xee});
+        if (base_of[newest] != 0) {
+          EXPECT_EQ(ckpt.write(sys, img, &v, newest).service, ServiceError::conflict);
+        }
+        EXPECT_EQ(ckpt.write(sys, img, &v, newest + 5).service, ServiceError::not_found);
+        ASSERT_TRUE(ckpt.list(sys, &listed).ok());
+        EXPECT_EQ(listed, before);
+        continue;
+      }
+      const std::vector<std::byte> img(base != 0 ? 40 : 300, static_cast<std::byte>(newest + 1));
+      std::uint64_t v = 0;
+      ASSERT_TRUE(ckpt.write(sys, img, &v, base).ok());
+      ASSERT_EQ(v, newest + 1);
+      newest = v;
+      base_of[v] = base;
+      written[v] = img;
+      if (base == 0) {
+        last_whole = v;
+        ++wholes;
+      } else {
+        all_whole = false;
+      }
+      ASSERT_TRUE(ckpt.list(sys, &listed).ok());
+      check(listed, newest, wholes, all_whole);
+      for (const CkptKept& k : listed) {
+        std::vector<std::byte> back;
+        ASSERT_TRUE(ckpt.read(sys, k.version, k.size, &back).ok());
+        if (back != written[k.version]) broken.push_back("version " + std::to_string(k.version) + " read back wrong");
+      }
+    }
+  });
+  RC_ASSERT(broken.empty());
+  // The store restarts from its own storage: the same images, the same bases.
+  RC_ASSERT(f.system.node().kill(*f.system.process_of("ckpt")).ok());
+  std::vector<CkptKept> after;
+  f.run([&](Sys& sys) {
+    Cap<Endpoint> ckpt;
+    ASSERT_TRUE(regrant(sys, "ckpt", &ckpt).ok());
+    ASSERT_TRUE(CkptClient(ckpt).list(sys, &after).ok());
+  });
+  RC_ASSERT(after == listed);
+}
+
 // Property: a stage or fetch whose lent capability is missing, not a buffer,
 // lacks the right the store needs or is too short is refused as malformed,
 // and the image in progress stays as it was.
@@ -179,7 +276,7 @@ TEST(CheckpointStore, LentBuffersAreChecked) {
     // An image in progress, in chunks: 4 bytes.
     Message request{}, reply{};
     request.label = static_cast<std::uint64_t>(CkptOp::begin);
-    wire::Writer(request).u64(4);
+    wire::Writer(request).u64(4).u64(0);
     ASSERT_TRUE(call(sys, session, request, reply).ok());
     const std::byte four[4] = {std::byte{1}, std::byte{2}, std::byte{3}, std::byte{4}};
     request = {};
@@ -190,7 +287,7 @@ TEST(CheckpointStore, LentBuffersAreChecked) {
     auto stage = [&](std::uint64_t size, kernel::Handle lent, kernel::Rights rights) {
       Message m{};
       m.label = static_cast<std::uint64_t>(CkptOp::stage);
-      wire::Writer(m).u64(size);
+      wire::Writer(m).u64(size).u64(0);
       if (!lent.is_null()) {
         m.caps[0] = {lent, rights};
         m.cap_count = 1;

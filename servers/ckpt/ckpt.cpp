@@ -21,20 +21,54 @@ namespace {
 
 constexpr std::string_view record_prefix = "ckpt:";
 constexpr std::string_view epoch_prefix = "ckpt-group:";  // a group's committed epoch, 8 bytes LE
+constexpr std::string_view base_prefix = "ckpt-base:";    // a delta's base version, 8 bytes LE (deltas only)
 constexpr std::uint64_t default_quota_bytes = 4u << 20;
 
-std::uint64_t slot_bytes(const CkptSlot& s) {
-  std::uint64_t n = 0;
-  for (const auto& [v, image] : s.images) n += image.size();
-  return n;
+// An image about to be added to a slot.
+struct Added {
+  std::uint64_t version = 0;
+  std::uint64_t base = 0;
+};
+
+// The versions of `slot` that stay once `added` (newer than any it has,
+// oldest first) are in. A restore point is an image with its base, if it is a
+// delta. The slot keeps the newest images_kept restore points that share no
+// image, newest first, so that one damaged image leaves a point to restore
+// from: with whole images only, the newest images_kept images; with deltas, the
+// newest image and its base, and the newest image older than that base (and
+// its base). Every added image stays, with its base. Into `keep`, sorted
+// (reused from call to call).
+void kept_versions(const CkptSlot& slot, std::span<const Added> added, std::vector<std::uint64_t>& keep) {
+  keep.clear();
+  std::size_t points = 0;
+  auto consider = [&](std::uint64_t version, std::uint64_t base, bool always) {
+    const bool shares = std::find(keep.begin(), keep.end(), version) != keep.end() ||
+                        (base != 0 && std::find(keep.begin(), keep.end(), base) != keep.end());
+    if (!always && (shares || points >= images_kept)) return;
+    if (!shares) ++points;
+    keep.push_back(version);
+    if (base != 0) keep.push_back(base);
+  };
+  for (auto a = added.rbegin(); a != added.rend(); ++a) consider(a->version, a->base, true);
+  for (auto it = slot.images.rbegin(); it != slot.images.rend() && points < images_kept; ++it)
+    consider(it->first, slot.base_of(it->first), false);
+  std::sort(keep.begin(), keep.end());
+  keep.erase(std::unique(keep.begin(), keep.end()), keep.end());
 }
 
-// "ckpt:" slot NUL 16 hex digits of the version: records sort by version.
-void record_key(std::string& key, std::string_view slot, std::uint64_t version) {
+std::uint64_t le64(std::span<const std::byte> v) {
+  std::uint64_t x = 0;
+  for (std::size_t i = v.size(); i-- > 0;) x = x << 8 | static_cast<std::uint8_t>(v[i]);
+  return x;
+}
+
+// "ckpt:" (or "ckpt-base:") slot NUL 16 hex digits of the version: records sort by version.
+void record_key(std::string& key, std::string_view slot, std::uint64_t version,
+                std::string_view prefix = record_prefix) {
   static constexpr char hex[] = "0123456789abcdef";
   char digits[16];
   for (int i = 0; i < 16; ++i) digits[15 - i] = hex[(version >> (4 * i)) & 0xf];
-  key.assign(record_prefix).append(slot).push_back('\0');
+  key.assign(prefix).append(slot).push_back('\0');
   key.append(digits, sizeof digits);
 }
 
@@ -54,12 +88,8 @@ class MemoryStorage final : public Storage {
  public:
   explicit MemoryStorage(TrustedStore& store) : store_(store) {}
   std::optional<std::string> load_epochs(std::map<std::string, std::uint64_t>* out) override {
-    for (const auto& [k, v] : store_.records()) {
-      if (!k.starts_with(epoch_prefix) || v.size() != 8) continue;
-      std::uint64_t epoch = 0;
-      for (int i = 7; i >= 0; --i) epoch = epoch << 8 | static_cast<std::uint8_t>(v[static_cast<std::size_t>(i)]);
-      (*out)[k.substr(epoch_prefix.size())] = epoch;
-    }
+    for (const auto& [k, v] : store_.records())
+      if (k.starts_with(epoch_prefix) && v.size() == 8) (*out)[k.substr(epoch_prefix.size())] = le64(v);
     return std::nullopt;
   }
   std::optional<std::string> load(std::vector<StoredImage>* out) override {
@@ -67,7 +97,13 @@ class MemoryStorage final : public Storage {
       if (!k.starts_with(record_prefix)) continue;
       const std::string_view rest = std::string_view(k).substr(record_prefix.size());
       const std::size_t nul = rest.find('\0');
-      out->push_back({std::string(rest.substr(0, nul)), std::stoull(std::string(rest.substr(nul + 1)), nullptr, 16), v});
+      StoredImage& img = out->emplace_back(StoredImage{std::string(rest.substr(0, nul)),
+                                                       std::stoull(std::string(rest.substr(nul + 1)), nullptr, 16), v, 0});
+      record_key(key_, img.slot, img.version, base_prefix);
+      if (const auto* base = store_.get(key_); base != nullptr && base->size() == 8) {
+        img.base = le64(*base);
+        bases_.emplace(img.slot, img.version);
+      }
     }
     return std::nullopt;
   }
@@ -77,10 +113,20 @@ class MemoryStorage final : public Storage {
     for (const auto& [slot, version] : batch.erases) {
       record_key(key_, slot, version);
       store_.erase(key_);
+      if (bases_.erase({slot, version}) != 0) {
+        record_key(key_, slot, version, base_prefix);
+        store_.erase(key_);
+      }
     }
     for (const StoredImage& img : batch.puts) {
       record_key(key_, img.slot, img.version);
       store_.put(key_, img.bytes);
+      if (img.base == 0) continue;
+      std::byte le[8];
+      for (int i = 0; i < 8; ++i) le[i] = static_cast<std::byte>(img.base >> (8 * i));
+      record_key(key_, img.slot, img.version, base_prefix);
+      store_.put(key_, le);
+      bases_.emplace(img.slot, img.version);
     }
     for (const auto& [group, epoch] : batch.epochs) {
       std::byte le[8];
@@ -95,6 +141,7 @@ class MemoryStorage final : public Storage {
  private:
   TrustedStore& store_;
   std::string key_;  // built in a buffer kept from one commit to the next
+  std::set<std::pair<std::string, std::uint64_t>> bases_;  // the images with a base record (load and commits)
 };
 
 // The durable backend: SQLite on the node's simulated disk.
@@ -126,7 +173,16 @@ struct Pending {
   std::string slot;
   std::uint64_t version;
   std::vector<std::byte> bytes;
+  std::uint64_t base = 0;
 };
+
+// A delta's base must be a whole image the slot keeps.
+ServiceError check_base(const CkptSlot& slot, std::uint64_t base) {
+  if (base == 0) return ServiceError::ok;
+  if (!slot.images.contains(base)) return ServiceError::not_found;
+  if (slot.base_of(base) != 0) return ServiceError::conflict;  // a delta on a delta
+  return ServiceError::ok;
+}
 
 class CkptStore {
  public:
@@ -136,6 +192,7 @@ class CkptStore {
       CkptSlot& slot = state_.slots[img.slot];
       slot.next_version = std::max(slot.next_version, img.version + 1);
       slot.images[img.version] = std::move(img.bytes);
+      if (img.base != 0) slot.bases[img.version] = img.base;
     }
     host_.live = &state_;
   }
@@ -154,14 +211,17 @@ class CkptStore {
     switch (static_cast<CkptOp>(op)) {
       case CkptOp::begin: {
         const std::uint64_t size = in.u64();
+        const std::uint64_t base = in.u64();
         if (!in.done()) return ServiceError::malformed;
         if (size > image_bytes_max || size > slot.quota) return ServiceError::quota_exceeded;
+        if (const ServiceError e = check_base(slot, base); e != ServiceError::ok) return e;
         // Zeroed, as a fresh vector would be; in the buffer of the last image
         // dropped, if there is one, rather than a new allocation.
         spare_.assign(size, std::byte{0});
         s->staging.emplace(std::move(spare_));
         spare_ = {};
         s->written.assign(size, false);
+        s->staging_base = base;
         covered_[badge] = 0;
         return ServiceError::ok;
       }
@@ -192,7 +252,7 @@ class CkptStore {
         if (!in.done()) return ServiceError::malformed;
         wire::Writer w(reply);
         w.u8(static_cast<std::uint8_t>(slot.images.size()));
-        for (const auto& [version, image] : slot.images) w.u64(version).u64(image.size());
+        for (const auto& [version, image] : slot.images) w.u64(version).u64(image.size()).u64(slot.base_of(version));
         return ServiceError::ok;
       }
       case CkptOp::prepare: {
@@ -243,7 +303,7 @@ class CkptStore {
       g.members.insert(slot);
       g.size = std::max(g.size, group_size);
     }
-    return state_.sessions.open(sys_, ep_, CkptSession{client, slot, group, std::nullopt, {}}, reply, for_supervisor);
+    return state_.sessions.open(sys_, ep_, CkptSession{client, slot, group, std::nullopt, 0, {}}, reply, for_supervisor);
   }
 
   // Part of the image in progress. (It needs no slot: it writes the session's staging.)
@@ -271,8 +331,10 @@ class CkptStore {
   ServiceError stage(std::uint64_t badge, CkptSession& s, const CkptSlot& slot, const Message& request,
                      wire::Reader& in) {
     const std::uint64_t size = in.u64();
+    const std::uint64_t base = in.u64();
     if (!in.done() || request.cap_count != 1) return ServiceError::malformed;
     if (size > image_bytes_max || size > slot.quota) return ServiceError::quota_exceeded;
+    if (const ServiceError e = check_base(slot, base); e != ServiceError::ok) return e;
     // Into the buffer of the last image dropped, if there is one. Every byte
     // is overwritten; a lent capability that is no buffer, lacks `receive` or
     // is shorter than `size` is refused (the image in progress, if any, stays).
@@ -280,6 +342,7 @@ class CkptStore {
     if (!sys_.buffer_read(request.received_cap<kernel::Buffer>(0), 0, spare_)) return ServiceError::malformed;
     s.staging.emplace(std::move(spare_));
     spare_ = {};
+    s.staging_base = base;
     s.written.clear();  // all covered: no per-byte record needed
     covered_[badge] = size;
     return ServiceError::ok;
@@ -312,17 +375,23 @@ class CkptStore {
     const bool complete = c != covered_.end() ? c->second == s.staging->size()
                                               : std::find(s.written.begin(), s.written.end(), false) == s.written.end();
     if (!complete) return ServiceError::failed;
-    // Within quota once the oldest kept image makes room.
-    std::uint64_t kept = slot_bytes(slot);
-    if (slot.images.size() >= images_kept) kept -= slot.images.begin()->second.size();
-    if (kept + s.staging->size() > slot.quota) return ServiceError::quota_exceeded;
+    // Its base still kept (another session of the slot may have committed since).
+    if (const ServiceError e = check_base(slot, s.staging_base); e != ServiceError::ok) return e;
+    // Within quota once the images it pushes out make room.
+    const Added added{slot.next_version, s.staging_base};
+    kept_versions(slot, std::span(&added, 1), keep_);
+    std::uint64_t kept = s.staging->size();
+    for (const std::uint64_t v : keep_)
+      if (const auto it = slot.images.find(v); it != slot.images.end()) kept += it->second.size();
+    if (kept > slot.quota) return ServiceError::quota_exceeded;
     return ServiceError::ok;
   }
 
   // Takes the session's staged image as the slot's next version.
   Pending take(std::uint64_t badge, CkptSession& s, CkptSlot& slot) {
-    Pending p{{}, s.slot, slot.next_version++, std::move(*s.staging)};
+    Pending p{{}, s.slot, slot.next_version++, std::move(*s.staging), s.staging_base};
     s.staging.reset();
+    s.staging_base = 0;
     s.written.clear();
     covered_.erase(badge);
     return p;
@@ -440,21 +509,25 @@ class CkptStore {
     batch.erases.clear();
     batch.epochs.clear();
     if (epoch != nullptr) batch.epochs.push_back(*epoch);
-    // The oldest images each slot's new ones push out of images_kept.
-    auto push_out = [&](const std::string& name, std::size_t added) {
+    // The images each slot's new ones push out: all but the newest
+    // images_kept and the bases those need.
+    auto push_out = [&](const std::string& name, std::span<const Added> added) {
       const CkptSlot& slot = state_.slots[name];
-      const std::size_t total = slot.images.size() + added;
-      auto it = slot.images.begin();
-      for (std::size_t drop = total > images_kept ? total - images_kept : 0; drop > 0 && it != slot.images.end(); --drop, ++it)
-        batch.erases.emplace_back(name, it->first);
+      kept_versions(slot, added, keep_);
+      for (const auto& [version, image] : slot.images)
+        if (!std::binary_search(keep_.begin(), keep_.end(), version)) batch.erases.emplace_back(name, version);
     };
-    for (Pending& p : images) batch.puts.push_back({std::move(p.slot), p.version, std::move(p.bytes)});
+    for (Pending& p : images) batch.puts.push_back({std::move(p.slot), p.version, std::move(p.bytes), p.base});
     if (batch.puts.size() == 1) {
-      push_out(batch.puts[0].slot, 1);
+      const Added added{batch.puts[0].version, batch.puts[0].base};
+      push_out(batch.puts[0].slot, std::span(&added, 1));
     } else {
-      std::map<std::string_view, std::size_t> added;  // per slot, in this batch
-      for (const StoredImage& img : batch.puts) ++added[img.slot];
-      for (const auto& [name, n] : added) push_out(std::string(name), n);
+      std::map<std::string_view, std::vector<Added>> added;  // per slot, in this batch, oldest first
+      for (const StoredImage& img : batch.puts) added[img.slot].push_back({img.version, img.base});
+      for (auto& [name, list] : added) {
+        std::sort(list.begin(), list.end(), [](const Added& a, const Added& b) { return a.version < b.version; });
+        push_out(std::string(name), list);
+      }
     }
     if (const std::optional<std::string> e = storage_.commit(batch)) {
       host_.failure = *e;
@@ -468,14 +541,17 @@ class CkptStore {
     for (StoredImage& img : batch.puts) {
       ++host_.stats.commits;
       host_.stats.bytes += img.bytes.size();
-      state_.slots[img.slot].images.emplace(img.version, std::move(img.bytes));
+      CkptSlot& slot = state_.slots[img.slot];
+      slot.images.emplace(img.version, std::move(img.bytes));
+      if (img.base != 0) slot.bases.emplace(img.version, img.base);
     }
     for (const auto& [name, version] : batch.erases) {
-      auto& kept = state_.slots[name].images;
-      const auto it = kept.find(version);
-      if (it == kept.end()) continue;
+      CkptSlot& slot = state_.slots[name];
+      const auto it = slot.images.find(version);
+      if (it == slot.images.end()) continue;
       spare_ = std::move(it->second);
-      kept.erase(it);
+      slot.images.erase(it);
+      slot.bases.erase(version);
     }
     return true;
   }
@@ -491,6 +567,7 @@ class CkptStore {
   std::map<std::string, std::map<std::string, Pending>> prepared_;  // by group, by slot: waiting for the rest
   std::uint64_t first_pending_ns_ = 0;
   std::vector<std::byte> spare_;  // the bytes of the last image dropped, reused by the next begin
+  std::vector<std::uint64_t> keep_;  // kept_versions' answer (kept for its room)
   // Per session with an image in progress (by badge): every staging byte
   // below this offset is covered by a chunk (`written` is all true there), so
   // commit needs no scan of `written`. Chunks written in order keep it at
@@ -521,6 +598,7 @@ std::vector<std::byte> CkptState::encode() const {
     put(slot.next_version);
     for (const auto& [version, image] : slot.images) {
       put(version);
+      put(slot.base_of(version));
       put_bytes(image);
     }
   }
@@ -586,19 +664,19 @@ Outcome CkptClient::bulk(Sys& sys, std::uint64_t size) {
 
 // The image in progress: lent in the buffer in one call, or sent in chunks
 // (begin, chunks). The caller then commits or prepares it.
-Outcome CkptClient::stage(Sys& sys, std::span<const std::byte> image) {
+Outcome CkptClient::stage(Sys& sys, std::span<const std::byte> image, std::uint64_t base) {
   Message request, reply;  // only `length` bytes are used: no zeroing
   if (transfer_ == Transfer::buffer && image.size() <= kernel::buffer_bytes_max) {
     if (const Outcome o = bulk(sys, image.size()); !o) return o;
     if (const kernel::Status s = sys.buffer_write(buffer_, 0, image); !s) return {s.error(), ServiceError::ok};
     request = wire::request(CkptOp::stage);
-    wire::Writer(request).u64(image.size());
+    wire::Writer(request).u64(image.size()).u64(base);
     request.caps[0] = {buffer_.handle(), kernel::Rights::receive()};  // the store reads; it cannot write
     request.cap_count = 1;
     return call(sys, session_, request, reply);
   }
   request = wire::request(CkptOp::begin);
-  wire::Writer(request).u64(image.size());
+  wire::Writer(request).u64(image.size()).u64(base);
   Outcome o = call(sys, session_, request, reply);
   // One request message for every chunk: only the label and the payload change
   // (it carries no capabilities; only `length` bytes are sent).
@@ -610,8 +688,8 @@ Outcome CkptClient::stage(Sys& sys, std::span<const std::byte> image) {
   return o;
 }
 
-Outcome CkptClient::write(Sys& sys, std::span<const std::byte> image, std::uint64_t* version) {
-  Outcome o = stage(sys, image);
+Outcome CkptClient::write(Sys& sys, std::span<const std::byte> image, std::uint64_t* version, std::uint64_t base) {
+  Outcome o = stage(sys, image, base);
   if (!o) return o;
   Message request = wire::request(CkptOp::commit), reply;
   o = call(sys, session_, request, reply);
@@ -620,8 +698,8 @@ Outcome CkptClient::write(Sys& sys, std::span<const std::byte> image, std::uint6
 }
 
 Outcome CkptClient::prepare(Sys& sys, std::span<const std::byte> image, std::uint64_t epoch,
-                            std::uint64_t* version) {
-  Outcome o = stage(sys, image);
+                            std::uint64_t* version, std::uint64_t base) {
+  Outcome o = stage(sys, image, base);
   if (!o) return o;
   Message request = wire::request(CkptOp::prepare), reply{};
   wire::Writer(request).u64(epoch);
@@ -676,15 +754,17 @@ Outcome CkptClient::read(Sys& sys, std::uint64_t version, std::uint64_t size, st
   return {};
 }
 
-Outcome CkptClient::list(Sys& sys, std::vector<std::pair<std::uint64_t, std::uint64_t>>* versions) const {
+Outcome CkptClient::list(Sys& sys, std::vector<CkptKept>* versions) const {
   Message request = request_for(CkptOp::list), reply{};
   const Outcome o = call(sys, session_, request, reply);
   if (!o) return o;
   wire::Reader in(reply);
   versions->clear();
   for (std::uint8_t n = in.u8(); n > 0 && in.ok(); --n) {
-    const std::uint64_t v = in.u64();
-    versions->emplace_back(v, in.u64());
+    CkptKept& k = versions->emplace_back();
+    k.version = in.u64();
+    k.size = in.u64();
+    k.base = in.u64();
   }
   return o;
 }

@@ -6,7 +6,11 @@
 //
 // An image is staged, in chunks (begin, chunks) or whole from a kernel buffer
 // the client lends (stage), and becomes visible whole at commit, with the next
-// version number. The newest images_kept stay.
+// version number. The newest images_kept restore points stay.
+//
+// Incremental images: an image may be staged as a delta on a kept whole image
+// of its slot (its base). The store keeps every base a kept image needs; it
+// does not read images and does not know what a delta holds (libpersist does).
 //
 // Two backends. In memory (the default, for fast simulations): a commit is in
 // the store's trusted storage when it is answered. Durable: an embedded SQLite
@@ -33,19 +37,21 @@ namespace persim::servers {
 enum class CkptOp : std::uint64_t {
   open = 1,    // root: str slot, u64 quota bytes, u64 client, str group ("" none),
                // u64 the group's size (its members' slots; 0 without a group) -> session cap
-  begin = 2,   // u64 size: start an image of that size (replaces one in progress)
+  begin = 2,   // u64 size, u64 base: start an image of that size (replaces one in
+               // progress), a delta on kept whole image `base` (0: a whole image)
   chunk = 3,   // u64 offset, bytes: part of the image in progress
   commit = 4,  // -> u64 version: the image in progress, complete, becomes the newest
   info = 5,    // -> u64 version, u64 size of the newest (not_found if none)
   read = 6,    // u64 version, u64 offset, u32 max -> bytes (not_found if not kept)
-  list = 7,    // -> u8 n, n x (u64 version, u64 size), oldest first
+  list = 7,    // -> u8 n, n x (u64 version, u64 size, u64 base), oldest first
   prepare = 8,  // group members: u64 epoch -> u64 version, once every member has
                 // prepared that epoch (the image in progress, as with commit)
   group_epoch = 9,  // group members: -> u64 the group's last committed epoch
   // Bulk: the bytes travel in a kernel buffer the client lends with the call
   // (one call instead of a chunk per msg_bytes_max).
-  stage = 10,  // u64 size; caps[0] buffer (receive): its first `size` bytes are
-               // the image in progress, complete (replaces one in progress)
+  stage = 10,  // u64 size, u64 base; caps[0] buffer (receive): its first `size`
+               // bytes are the image in progress, complete (replaces one in
+               // progress), a delta on `base` as with begin
   fetch = 11,  // u64 version, u64 offset; caps[0] buffer (send) -> u64 n: that
                // many bytes of the image from `offset` now start the buffer
 };
@@ -59,7 +65,11 @@ enum class CkptOp : std::uint64_t {
 // `failed` and nothing of the epoch is kept. No member trusts another: only
 // the store decides.
 
-inline constexpr std::size_t images_kept = 2;            // per slot: the newest and the one before
+// Per slot: the newest restore points kept. A point is an image with the base
+// it is a delta on, if any; the points kept share no image, so one damaged
+// image leaves one to restore from. With whole images only: the newest image
+// and the one before. With deltas: also the bases (at most 2 x images_kept images).
+inline constexpr std::size_t images_kept = 2;
 inline constexpr std::uint64_t image_bytes_max = 64u << 20;  // one image
 inline constexpr std::size_t group_commit_max = 1024;    // commits sharing one transaction at most
 static_assert(group_commit_max <= pending_max, "each waiting commit holds a reply capability");
@@ -67,7 +77,20 @@ static_assert(group_commit_max <= pending_max, "each waiting commit holds a repl
 struct CkptSlot {
   std::uint64_t quota = 0;
   std::map<std::uint64_t, std::vector<std::byte>> images;  // by version
+  std::map<std::uint64_t, std::uint64_t> bases;            // a delta's version -> its base's (deltas only)
   std::uint64_t next_version = 1;
+  std::uint64_t base_of(std::uint64_t version) const {
+    const auto it = bases.find(version);
+    return it != bases.end() ? it->second : 0;
+  }
+};
+
+// One image a slot keeps, as `list` tells it.
+struct CkptKept {
+  std::uint64_t version = 0;
+  std::uint64_t size = 0;
+  std::uint64_t base = 0;  // the version it is a delta on (0: whole)
+  bool operator==(const CkptKept&) const = default;
 };
 
 struct CkptSession {
@@ -75,6 +98,7 @@ struct CkptSession {
   std::string slot;
   std::string group;  // "" unless the slot checkpoints with a group
   std::optional<std::vector<std::byte>> staging;  // an image in progress
+  std::uint64_t staging_base = 0;                 // the version it is a delta on (0: whole)
   std::vector<bool> written;                      // which staging bytes a chunk covered (empty if staged whole)
 };
 
@@ -137,22 +161,25 @@ class CkptClient {
   kernel::Cap<kernel::Endpoint> cap() const { return session_; }
   // Another session (the store restarted and re-granted); the buffer stays.
   void rebind(kernel::Cap<kernel::Endpoint> session) { session_ = session; }
-  // Writes a whole image; `*version` is its number.
-  Outcome write(kernel::Sys& sys, std::span<const std::byte> image, std::uint64_t* version);
+  // Writes an image (a delta on kept whole image `base`, or whole with base
+  // 0); `*version` is its number. not_found if `base` is not kept, conflict if
+  // it is itself a delta.
+  Outcome write(kernel::Sys& sys, std::span<const std::byte> image, std::uint64_t* version, std::uint64_t base = 0);
   // The newest image; not_found if the slot has none.
   Outcome read_newest(kernel::Sys& sys, std::vector<std::byte>* image, std::uint64_t* version);
-  // The versions kept, oldest first, with their sizes.
-  Outcome list(kernel::Sys& sys, std::vector<std::pair<std::uint64_t, std::uint64_t>>* versions) const;
+  // The versions kept, oldest first, with their sizes and bases.
+  Outcome list(kernel::Sys& sys, std::vector<CkptKept>* versions) const;
   // One kept image, whole.
   Outcome read(kernel::Sys& sys, std::uint64_t version, std::uint64_t size, std::vector<std::byte>* image);
   // A group member's image for epoch `epoch`: waits until every member has
   // prepared it, then it is committed with theirs (`*version`), or the epoch
   // is aborted (failed).
-  Outcome prepare(kernel::Sys& sys, std::span<const std::byte> image, std::uint64_t epoch, std::uint64_t* version);
+  Outcome prepare(kernel::Sys& sys, std::span<const std::byte> image, std::uint64_t epoch, std::uint64_t* version,
+                  std::uint64_t base = 0);
   Outcome group_epoch(kernel::Sys& sys, std::uint64_t* epoch) const;
 
  private:
-  Outcome stage(kernel::Sys& sys, std::span<const std::byte> image);
+  Outcome stage(kernel::Sys& sys, std::span<const std::byte> image, std::uint64_t base);
   // The buffer, at least `size` bytes.
   Outcome bulk(kernel::Sys& sys, std::uint64_t size);
 

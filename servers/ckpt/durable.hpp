@@ -20,6 +20,7 @@ struct StoredImage {
   std::string slot;
   std::uint64_t version;
   std::vector<std::byte> bytes;
+  std::uint64_t base = 0;  // the version this image is a delta on (0: whole)
 };
 
 class DurableImages {
