@@ -34,6 +34,12 @@ class Args {
     if (ec != std::errc() || end != text.data() + text.size()) fail(name, "expected a whole number, got \"" + text + "\"");
     return v;
   }
+  // Incremental images: every full_every-th image whole, deltas between.
+  std::uint32_t full_every() {
+    const std::uint64_t v = number("full_every");
+    if (v > UINT32_MAX) fail("full_every", "at most " + std::to_string(UINT32_MAX));
+    return static_cast<std::uint32_t>(v);
+  }
   Effects effects(const std::string& name) {
     const std::string text = value(name);
     if (text == "at_least_once") return Effects::at_least_once;
@@ -80,13 +86,21 @@ kernel::Entry counter(const ProgramKind& kind, const Params& params, std::string
   Args a(kind, params, error);
   const std::uint64_t steps = a.number("steps"), every = a.number("every"), step_ns = a.number("step_ns");
   const Effects effects = a.effects("effects");
+  const std::uint32_t full_every = a.full_every();
+  const std::uint64_t cold_bytes = a.number("cold_bytes");
+  if (cold_bytes > (16u << 20)) *error = "params.cold_bytes: at most 16 MiB";
   if (!a.ok()) return {};
   return [=](Sys& sys) {
-    Persistent p(sys, {.program = "counter", .effects = effects});
+    Persistent p(sys, {.program = "counter", .effects = effects, .full_every = full_every});
     std::uint64_t count = 0;
     p.field("count", count);
+    // State set once at the first start and never changed: what a delta leaves out.
+    std::vector<std::byte> cold(cold_bytes);
+    if (cold_bytes != 0) p.region("cold", cold);
     persist::Console& out = p.console("out");
     restore_or_crash(p);
+    if (count == 0)
+      for (std::size_t i = 0; i < cold.size(); ++i) cold[i] = static_cast<std::byte>(i * 131 + 7);
     while (count < steps) {
       ++count;
       if (!out.write(sys, "count " + std::to_string(count) + "\n")) return;
@@ -101,9 +115,10 @@ kernel::Entry counter(const ProgramKind& kind, const Params& params, std::string
 kernel::Entry echo(const ProgramKind& kind, const Params& params, std::string* error) {
   Args a(kind, params, error);
   const Effects effects = a.effects("effects");
+  const std::uint32_t full_every = a.full_every();
   if (!a.ok()) return {};
   return [=](Sys& sys) {
-    Persistent p(sys, {.program = "echo", .effects = effects});
+    Persistent p(sys, {.program = "echo", .effects = effects, .full_every = full_every});
     std::uint64_t lines = 0;
     p.field("lines", lines);
     persist::Console& console = p.console("console");
@@ -124,9 +139,10 @@ kernel::Entry logger(const ProgramKind& kind, const Params& params, std::string*
   Args a(kind, params, error);
   const std::uint64_t lines = a.number("lines"), every = a.number("every"), step_ns = a.number("step_ns");
   const Effects effects = a.effects("effects");
+  const std::uint32_t full_every = a.full_every();
   if (!a.ok()) return {};
   return [=](Sys& sys) {
-    Persistent p(sys, {.program = "logger", .effects = effects});
+    Persistent p(sys, {.program = "logger", .effects = effects, .full_every = full_every});
     std::uint64_t written = 0;
     p.field("written", written);
     persist::File& log = p.file("log", "log");
@@ -146,9 +162,10 @@ kernel::Entry bank(const ProgramKind& kind, const Params& params, std::string* e
   Args a(kind, params, error);
   const std::uint64_t transfers = a.number("transfers"), step_ns = a.number("step_ns");
   const Effects effects = a.effects("effects");
+  const std::uint32_t full_every = a.full_every();
   if (!a.ok()) return {};
   return [=](Sys& sys) {
-    Persistent p(sys, {.program = "bank", .effects = effects});
+    Persistent p(sys, {.program = "bank", .effects = effects, .full_every = full_every});
     std::uint64_t done = 0;
     p.field("done", done);
     persist::Kv& kv = p.kv("accounts", "accounts");
@@ -215,9 +232,10 @@ kernel::Entry forger(const ProgramKind& kind, const Params& params, std::string*
 kernel::Entry ledger(const ProgramKind& kind, const Params& params, std::string* error) {
   Args a(kind, params, error);
   const std::uint64_t every = a.number("every");
+  const std::uint32_t full_every = a.full_every();
   if (!a.ok()) return {};
   return [=](Sys& sys) {
-    Persistent p(sys, {.program = "ledger", .group = true});
+    Persistent p(sys, {.program = "ledger", .group = true, .full_every = full_every});
     std::uint64_t alice = 100, bob = 100, transfers = 0;
     p.field("alice", alice);
     p.field("bob", bob);
@@ -264,13 +282,14 @@ kernel::Entry ledger(const ProgramKind& kind, const Params& params, std::string*
 kernel::Entry teller(const ProgramKind& kind, const Params& params, std::string* error) {
   Args a(kind, params, error);
   const std::uint64_t transfers = a.number("transfers"), every = a.number("every"), step_ns = a.number("step_ns");
+  const std::uint32_t full_every = a.full_every();
   if (!a.ok()) return {};
   if (every == 0 || transfers % every != 0) {
     *error = "params.every: must divide params.transfers (the last transfer ends with a group checkpoint)";
     return {};
   }
   return [=](Sys& sys) {
-    Persistent p(sys, {.program = "teller", .group = true});
+    Persistent p(sys, {.program = "teller", .group = true, .full_every = full_every});
     std::uint64_t done = 0;
     p.field("done", done);
     persist::Console& out = p.console("console");
@@ -296,11 +315,15 @@ kernel::Entry teller(const ProgramKind& kind, const Params& params, std::string*
 
 std::vector<ProgramKind> make_programs() {
   const ParamSpec effects{"effects", "at_least_once", "at_least_once or exactly_once"};
+  const ParamSpec full_every{"full_every", "0",
+                             "incremental images: every this many-th image whole, deltas of what changed between "
+                             "(0: every image whole)"};
   std::vector<ProgramKind> all = {
       {"bank", "moves money between two key-value accounts in checked transactions; the total stays 200",
        {"accounts (kv:TABLE)", "console", "ckpt"},
        {"accounts", "console", "ckpt"},
-       {{"transfers", "10", "how many transfers"}, {"step_ns", "1000000", "virtual time between transfers"}, effects},
+       {{"transfers", "10", "how many transfers"}, {"step_ns", "1000000", "virtual time between transfers"}, effects,
+        full_every},
        "",
        {}},
       {"counter", "prints count 1..steps on its console, checkpointing every `every` steps",
@@ -309,13 +332,15 @@ std::vector<ProgramKind> make_programs() {
        {{"steps", "10", "how far to count"},
         {"every", "3", "checkpoint after every this many steps (0: never)"},
         {"step_ns", "1000000", "virtual time between steps"},
-        effects},
+        {"cold_bytes", "0", "bytes of state set at the first start and never changed (a region in every whole image)"},
+        effects,
+        full_every},
        "",
        {}},
       {"echo", "numbers the lines it reads on its console (a stdin/stdout program); checkpoints after each",
        {"console", "ckpt"},
        {"console", "ckpt"},
-       {effects},
+       {effects, full_every},
        "",
        {}},
       {"forger", "tries to restore server state from its own bytes, and calls with made-up handles",
@@ -328,7 +353,7 @@ std::vector<ProgramKind> make_programs() {
                  "checkpoints as a group member (its manifest needs group = ...)",
        {"ckpt"},
        {"ckpt"},
-       {{"every", "2", "checkpoint (with its group) after every this many transfers"}},
+       {{"every", "2", "checkpoint (with its group) after every this many transfers"}, full_every},
        "every",
        {}},
       {"teller", "asks the ledger for random transfers and prints each with the total; checkpoints with the ledger's group",
@@ -336,14 +361,15 @@ std::vector<ProgramKind> make_programs() {
        {"ledger", "console", "ckpt"},
        {{"transfers", "10", "how many transfers (a multiple of every)"},
         {"every", "2", "checkpoint (with its group) after every this many transfers"},
-        {"step_ns", "1000000", "virtual time between transfers"}},
+        {"step_ns", "1000000", "virtual time between transfers"},
+        full_every},
        "every",
        {}},
       {"logger", "appends line 1..lines to its log file, checkpointing every `every` lines",
        {"log (fs:PATH, mode ca)", "ckpt"},
        {"log", "ckpt"},
        {{"lines", "10", "how many lines"}, {"every", "3", "checkpoint after every this many lines (0: never)"},
-        {"step_ns", "1000000", "virtual time between lines"}, effects},
+        {"step_ns", "1000000", "virtual time between lines"}, effects, full_every},
        "",
        {}},
   };

@@ -395,6 +395,9 @@ RunResult run_scenario(const Scenario& s, std::uint64_t seed, const Outputs& out
   m.forgeries_accepted = count_forgeries(system);
   m.checkpoints = system.ckpt().stats.commits;
   m.checkpoint_bytes = system.ckpt().stats.bytes;
+  m.delta_checkpoints = system.ckpt().stats.deltas;
+  m.group_commits = system.ckpt().group_commits;
+  m.group_aborts = system.ckpt().group_aborts;
   m.checkpoint_transactions = system.ckpt().stats.transactions;
   m.disk_syncs = system.disk() != nullptr ? system.disk()->stats().syncs : 0;
   m.power_losses = rec.power_losses;
@@ -445,12 +448,17 @@ RunResult run_scenario(const Scenario& s, std::uint64_t seed, const Outputs& out
       for (std::string line; std::getline(lines, line);) std::fprintf(out.timeline, "  %-12s| %s\n", stream.c_str(), line.c_str());
     }
     const double ratio = m.wall_s > 0 ? static_cast<double>(m.virtual_ns) / 1e9 / m.wall_s : 0;
+    const std::string groups = m.group_commits + m.group_aborts == 0
+                                   ? std::string()
+                                   : "; group epochs: " + std::to_string(m.group_commits) + " committed, " +
+                                         std::to_string(m.group_aborts) + " aborted";
     std::fprintf(out.timeline,
                  "\nsummary: %s ms virtual in %.4f s wall (virtual/wall %.1fx); %llu kernel calls; %llu deaths, "
                  "%llu restarts, %llu refused starts\n"
                  "  work re-done: %llu console lines; recovery (death to restart, virtual): mean %s ms, max %s ms\n"
                  "  audit: %llu failed lookups, %llu refused restores, %llu forgeries accepted\n"
-                 "  checkpoints: %llu (%llu bytes) in %llu transactions, %llu disk syncs, %llu power losses; trace hash %s\n",
+                 "  checkpoints: %llu (%llu bytes, %llu deltas) in %llu transactions, %llu disk syncs, %llu power "
+                 "losses%s; trace hash %s\n",
                  ms(m.virtual_ns).c_str(), m.wall_s, ratio, static_cast<unsigned long long>(m.kernel_calls),
                  static_cast<unsigned long long>(m.deaths), static_cast<unsigned long long>(m.restarts),
                  static_cast<unsigned long long>(m.refused_grants), static_cast<unsigned long long>(m.redone_lines),
@@ -459,8 +467,9 @@ RunResult run_scenario(const Scenario& s, std::uint64_t seed, const Outputs& out
                  static_cast<unsigned long long>(m.refused_restores),
                  static_cast<unsigned long long>(m.forgeries_accepted),
                  static_cast<unsigned long long>(m.checkpoints), static_cast<unsigned long long>(m.checkpoint_bytes),
+                 static_cast<unsigned long long>(m.delta_checkpoints),
                  static_cast<unsigned long long>(m.checkpoint_transactions), static_cast<unsigned long long>(m.disk_syncs),
-                 static_cast<unsigned long long>(m.power_losses), hex64(m.trace_hash).c_str());
+                 static_cast<unsigned long long>(m.power_losses), groups.c_str(), hex64(m.trace_hash).c_str());
     if (result.failed.empty()) {
       std::fprintf(out.timeline, "expectations: all held\n");
     } else {
@@ -481,7 +490,8 @@ RunResult run_scenario(const Scenario& s, std::uint64_t seed, const Outputs& out
 std::string metrics_csv_header() {
   return "seed,scenario_hash,ok,trace_hash,virtual_ns,wall_s,kernel_calls,processes_started,deaths,restarts,"
          "refused_grants,failed_lookups,refused_restores,forgeries_accepted,redone_lines,recovery_virtual_ns_max,"
-         "checkpoints,checkpoint_bytes,checkpoint_transactions,disk_syncs,power_losses,overrides";
+         "recoveries,checkpoints,checkpoint_bytes,delta_checkpoints,checkpoint_transactions,disk_syncs,power_losses,"
+         "group_commits,group_aborts,overrides";
 }
 
 std::string metrics_csv_row(const Metrics& m, bool ok) {
@@ -489,9 +499,10 @@ std::string metrics_csv_row(const Metrics& m, bool ok) {
   row << m.seed << ',' << hex64(m.scenario_hash) << ',' << (ok ? 1 : 0) << ',' << hex64(m.trace_hash) << ','
       << m.virtual_ns << ',' << m.wall_s << ',' << m.kernel_calls << ',' << m.processes_started << ',' << m.deaths
       << ',' << m.restarts << ',' << m.refused_grants << ',' << m.failed_lookups << ',' << m.refused_restores << ','
-      << m.forgeries_accepted << ',' << m.redone_lines << ',' << m.recovery_virtual_ns_max << ','
-      << m.checkpoints << ',' << m.checkpoint_bytes << ',' << m.checkpoint_transactions << ',' << m.disk_syncs << ','
-      << m.power_losses << ",\"" << m.overrides << '"';
+      << m.forgeries_accepted << ',' << m.redone_lines << ',' << m.recovery_virtual_ns_max << ',' << m.recoveries
+      << ',' << m.checkpoints << ',' << m.checkpoint_bytes << ',' << m.delta_checkpoints << ','
+      << m.checkpoint_transactions << ',' << m.disk_syncs << ',' << m.power_losses << ',' << m.group_commits << ','
+      << m.group_aborts << ",\"" << m.overrides << '"';
   return row.str();
 }
 
@@ -516,9 +527,12 @@ std::string metrics_json(const Metrics& m, const std::vector<std::string>& faile
   j["recovery_virtual_ns_max"] = m.recovery_virtual_ns_max;
   j["checkpoints"] = m.checkpoints;
   j["checkpoint_bytes"] = m.checkpoint_bytes;
+  j["delta_checkpoints"] = m.delta_checkpoints;
   j["checkpoint_transactions"] = m.checkpoint_transactions;
   j["disk_syncs"] = m.disk_syncs;
   j["power_losses"] = m.power_losses;
+  j["group_commits"] = m.group_commits;
+  j["group_aborts"] = m.group_aborts;
   j["recoveries"] = m.recoveries;
   j["overrides"] = m.overrides;
   return j.dump(2);

@@ -541,6 +541,7 @@ class CkptStore {
     for (StoredImage& img : batch.puts) {
       ++host_.stats.commits;
       host_.stats.bytes += img.bytes.size();
+      if (img.base != 0) ++host_.stats.deltas;
       CkptSlot& slot = state_.slots[img.slot];
       slot.images.emplace(img.version, std::move(img.bytes));
       if (img.base != 0) slot.bases.emplace(img.version, img.base);

@@ -119,6 +119,7 @@ struct CkptStats {
   std::uint64_t commits = 0;       // images committed
   std::uint64_t transactions = 0;  // backend commits (durable: one sync each)
   std::uint64_t bytes = 0;         // image bytes committed
+  std::uint64_t deltas = 0;        // of the images committed, deltas on a base
 };
 
 class SimDisk;
