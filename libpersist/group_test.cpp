@@ -28,14 +28,17 @@ struct Pair {
   std::uint64_t messages;
   std::uint64_t every;
   bool grouped;
+  std::uint32_t full_every = 0;  // incremental images (each member also holds 2 KiB that never change)
 };
 
 // Sends messages 1..n to the receiver, checkpointing after every `every`.
 kernel::Entry sender(Pair s, Observed& seen) {
   return [s, &seen](Sys& sys) {
-    Persistent p(sys, {.program = "sender", .group = s.grouped});
+    Persistent p(sys, {.program = "sender", .group = s.grouped, .full_every = s.full_every});
     std::uint64_t sent = 0;
     p.field("sent", sent);
+    std::vector<std::byte> cold(2048, std::byte{1});
+    p.region("cold", cold);
     if (!p.restore()) throw std::runtime_error("restore");
     seen.sent_at_epoch[p.group_epoch()] = sent;
     seen.sent = sent;
@@ -54,9 +57,11 @@ kernel::Entry sender(Pair s, Observed& seen) {
 // Serves "peer" sessions; counts what it receives, checkpointing after every `every`.
 kernel::Entry receiver(Pair s, Observed& seen) {
   return [s, &seen](Sys& sys) {
-    Persistent p(sys, {.program = "receiver", .group = s.grouped});
+    Persistent p(sys, {.program = "receiver", .group = s.grouped, .full_every = s.full_every});
     std::uint64_t received = 0;
     p.field("received", received);
+    std::vector<std::byte> cold(2048, std::byte{2});
+    p.region("cold", cold);
     if (!p.restore()) throw std::runtime_error("restore");
     seen.received_at_epoch[p.group_epoch()] = received;
     seen.received = received;
@@ -91,6 +96,7 @@ struct RunOutcome {
   Observed seen;
   std::uint64_t restarts;
   std::uint64_t kills;
+  std::uint64_t deltas;  // images the store committed as deltas
 };
 
 RunOutcome run(Pair s, const std::string& victim, std::uint64_t kill_at, std::uint64_t seed) {
@@ -111,6 +117,7 @@ RunOutcome run(Pair s, const std::string& victim, std::uint64_t kill_at, std::ui
   system.node().run({.until_ns = 1'000'000'000});
   out.restarts = system.supervisor().restarts.size();
   out.kills = system.node().kills_at_call_fired();
+  out.deltas = system.ckpt().stats.deltas;
   return out;
 }
 
@@ -118,11 +125,11 @@ RC_GTEST_PROP(GroupCheckpoint, KillsNeverRestoreAnInconsistentCut, ()) {
   // Whole rounds: the last message ends with a group checkpoint too, so the
   // sender's final state is committed with the receiver's.
   const auto every = *rc::gen::inRange<std::uint64_t>(1, 4);
-  const Pair s{every * *rc::gen::inRange<std::uint64_t>(1, 6), every, true};
+  const Pair s{every * *rc::gen::inRange<std::uint64_t>(1, 6), every, true, *rc::gen::element(0u, 3u)};
   const std::string victim = *rc::gen::element(std::string("sender"), std::string("receiver"));
   const auto kill_at = *rc::gen::inRange<std::uint64_t>(1, 60);
   const RunOutcome o = run(s, victim, kill_at, *rc::gen::inRange<std::uint64_t>(1, 1000));
-  RC_TAG(o.kills > 0 ? "killed" : "kill point past the end");
+  RC_TAG(o.kills > 0 ? "killed" : "kill point past the end", s.full_every == 0 ? "whole images" : "incremental");
   // Every epoch both restored from: the receiver never ahead of the sender.
   for (const auto& [epoch, received] : o.seen.received_at_epoch) {
     const auto sent = o.seen.sent_at_epoch.find(epoch);
@@ -131,6 +138,8 @@ RC_GTEST_PROP(GroupCheckpoint, KillsNeverRestoreAnInconsistentCut, ()) {
   // And in the end every message was received exactly as often as it was sent.
   RC_ASSERT(o.seen.sent == s.messages);
   RC_ASSERT(o.seen.received == s.messages);
+  // Incremental: from the second epoch on, members prepare deltas.
+  if (s.full_every == 3 && s.messages / s.every >= 2) RC_ASSERT(o.deltas > 0);
 }
 
 // Property: on the durable store, a power cut at any disk write (the store
