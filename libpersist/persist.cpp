@@ -222,6 +222,18 @@ PersistStatus Persistent::restore(Restored* restored) {
     *out = std::move(std::get<Image>(decoded));
     return true;
   };
+  // A group member restores its image of the group's committed epoch and no
+  // other: an older one would be an inconsistent cut with the members that
+  // restore that epoch (epochs are never reused, so there is one such image).
+  std::uint64_t committed = 0;
+  if (options_.group)
+    if (const Outcome o = store_.group_epoch(sys_, &committed); !o)
+      return fail(PersistError::no_store, "checkpoint store: group epoch: " + o.describe());
+  auto damage = [&found] {
+    std::string why;
+    for (const std::string& p : found.passed_over) why += (why.empty() ? "" : "; ") + p;
+    return why;
+  };
   bool loaded = false;
   for (auto it = versions.rbegin(); it != versions.rend() && !loaded; ++it) {
     const std::string label = "version " + std::to_string(it->version);
@@ -257,6 +269,20 @@ PersistStatus Persistent::restore(Restored* restored) {
       }
       image = std::move(std::get<Image>(merged));
     }
+    if (options_.group) {
+      const Entry* g = image.find(group_epoch_entry);
+      const std::uint64_t epoch = g != nullptr && g->kind == EntryKind::u64 ? g->number : 0;
+      if (epoch > committed) {
+        found.passed_over.push_back(label + ": group epoch " + std::to_string(epoch) +
+                                    " was not committed (the group's is " + std::to_string(committed) + ")");
+        continue;
+      }
+      if (epoch < committed)
+        return fail(PersistError::no_valid_image,
+                    "group epoch " + std::to_string(committed) + ": this member has no valid image of it (" + damage() +
+                        "); " + label + " is of epoch " + std::to_string(epoch) +
+                        ", and restoring it would be an inconsistent cut");
+    }
     if (const PersistStatus s = load(image); !s) return s;
     found.from_image = true;
     found.version = it->version;
@@ -272,11 +298,11 @@ PersistStatus Persistent::restore(Restored* restored) {
       base_ = it->base != 0 ? std::move(base) : std::move(image);
     }
   }
-  if (!versions.empty() && !loaded) {
-    std::string why;
-    for (const std::string& p : found.passed_over) why += (why.empty() ? "" : "; ") + p;
-    return fail(PersistError::no_valid_image, why);
-  }
+  if (!loaded && committed > 0)
+    return fail(PersistError::no_valid_image, "group epoch " + std::to_string(committed) +
+                                                  ": this member has no valid image of it" +
+                                                  (found.passed_over.empty() ? "" : " (" + damage() + ")"));
+  if (!versions.empty() && !loaded) return fail(PersistError::no_valid_image, damage());
   if (!loaded) {
     rng_ = kernel::Rng(sys_.random());  // a fresh stream, kept from now on
     // No image: the program starts over, so its input does too (an
