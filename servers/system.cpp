@@ -64,6 +64,10 @@ void System::use_durable_checkpoints(std::uint64_t group_commit_window_ns) {
 }
 
 kernel::Status System::power_loss(PowerLoss mode, std::uint64_t seed) {
+  // The disk first: nothing the dying processes write reaches it (SQLite
+  // closing its connection would otherwise checkpoint its log into the
+  // database, which a real power cut never lets it do).
+  if (disk_) disk_->cut();
   // The supervisor first, so that it does not see the others die.
   if (supervisor_pid_ && node_.alive(*supervisor_pid_)) (void)node_.kill(*supervisor_pid_);
   for (const ProcessId p : node_.process_ids())

@@ -202,13 +202,23 @@ void schedule_faults(const Scenario& s, std::uint64_t seed, System& system, Reco
     }
     if (f.kind == FaultKind::corrupt) {
       kernel::Rng rng = faults_rng.split(2000 + i);
+      // A byte anywhere in the store's files (its database and its
+      // write-ahead log, where recent commits live), uniform over their bytes.
       auto corrupt = [&system, &rec, rng](kernel::Node& n) mutable {
         const auto files = system.disk()->files();
-        const auto db = files.find(system.ckpt().database);
-        if (db == files.end() || db->second == 0) return;
-        const std::uint64_t offset = rng.below(db->second);
-        system.disk()->corrupt(db->first, offset, static_cast<int>(rng.below(8)));
-        rec.timeline.push_back({n.now_ns(), "fault", "corrupt " + db->first + " at byte " + std::to_string(offset)});
+        std::uint64_t total = 0;
+        for (const auto& [name, size] : files) total += size;
+        if (total == 0) return;
+        std::uint64_t offset = rng.below(total);
+        for (const auto& [name, size] : files) {
+          if (offset >= size) {
+            offset -= size;
+            continue;
+          }
+          system.disk()->corrupt(name, offset, static_cast<int>(rng.below(8)));
+          rec.timeline.push_back({n.now_ns(), "fault", "corrupt " + name + " at byte " + std::to_string(offset)});
+          return;
+        }
       };
       if (f.at_ns) node.at(*f.at_ns, corrupt);
       continue;

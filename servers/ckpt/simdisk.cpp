@@ -221,6 +221,12 @@ void SimDisk::before_write(const std::string& name, const Write& w) {
   if (on_crash) on_crash();
 }
 
+void SimDisk::cut() {
+  if (crashed_) return;  // an armed crash already fixed the instant
+  crashed_ = true;
+  at_crash_ = files_;
+}
+
 void SimDisk::power_loss(PowerLoss mode, std::uint64_t seed) {
   ++stats_.power_losses;
   for (const auto& [name, file] : files_) {

@@ -54,6 +54,10 @@ class SimDisk {
   // called, which then restores the disk as it was at that instant (that write
   // in progress, torn or not). crashed() tells whether the instant has passed.
   void crash_at_write(std::uint64_t n);
+  // The power goes now: what is written from here on (the store's connection
+  // closing as its process dies, say) is gone at power_loss(), which restores
+  // the disk as it is at this instant.
+  void cut();
   bool crashed() const { return crashed_; }
   // Called at the instant of an armed crash (e.g. to stop the node there).
   std::function<void()> on_crash;
