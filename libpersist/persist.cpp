@@ -463,7 +463,10 @@ PersistStatus Persistent::checkpoint(std::uint64_t* version) {
       o = send();
     }
   }
-  if (base != 0 && (o.service == ServiceError::not_found || o.service == ServiceError::conflict)) {
+  // not_found: the base is not kept. (A group's prepare answers conflict for
+  // a wrong epoch before it looks at the base; a base libpersist names is
+  // always whole, so conflict never means the base here.)
+  if (base != 0 && o.service == ServiceError::not_found) {
     base_.reset();
     base = encode_next(state);
     o = send();

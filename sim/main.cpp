@@ -55,6 +55,10 @@ std::optional<Scenario> load(const std::string& path, const std::vector<std::str
       return std::nullopt;
     }
   }
+  if (const auto e = check_overridden(s)) {
+    std::fprintf(stderr, "--set %s\n", e->c_str());
+    return std::nullopt;
+  }
   return s;
 }
 

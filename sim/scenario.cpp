@@ -348,4 +348,23 @@ std::optional<std::string> apply_override(Scenario& s, std::string_view assignme
   return error;
 }
 
+std::optional<std::string> check_overridden(const Scenario& s) {
+  std::map<std::string, std::pair<std::string, std::string>> cadence;  // group -> (value, which instance set it)
+  for (const servers::Manifest& m : s.programs) {
+    const ProgramKind& kind = *find_program(m.program);
+    if (kind.group_cadence.empty() || m.group.empty()) continue;
+    const auto given = m.params.find(kind.group_cadence);
+    std::string value;
+    for (const ParamSpec& spec : kind.params)
+      if (spec.name == kind.group_cadence) value = spec.default_value;
+    if (given != m.params.end()) value = given->second;
+    const auto [it, first] = cadence.try_emplace(m.group, value, m.instance);
+    if (!first && it->second.first != value)
+      return "program." + m.instance + ".params." + kind.group_cadence + ": group \"" + m.group +
+             "\" checkpoints every " + it->second.first + " (as '" + it->second.second + "' does); '" + m.instance +
+             "' would checkpoint every " + value + " and its group would wait for ever (set both)";
+  }
+  return std::nullopt;
+}
+
 }  // namespace persim::sim

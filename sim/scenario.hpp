@@ -88,4 +88,9 @@ Parsed<Scenario> load_scenario(const std::string& path);
 // program.INSTANCE.params.NAME, ... Error: the key or value that is wrong.
 std::optional<std::string> apply_override(Scenario& s, std::string_view assignment);
 
+// Checks what overrides could break that the file's checks cover, once all
+// are applied: a checkpoint group's members keep one cadence. Error: which
+// parameter and why.
+std::optional<std::string> check_overridden(const Scenario& s);
+
 }  // namespace persim::sim

@@ -87,6 +87,16 @@ TEST(Scenario, GroupMembersNeedTheirGroupAndOneCadence) {
             "s.toml:8:1: program[1].params.every: group \"bank\" checkpoints every 3 (as 'ledger' does); 'teller' "
             "would checkpoint every 2 and its group would wait for ever");
   EXPECT_EQ(error(ledger + "group = \"bank\"\ngrants = { ckpt = \"ckpt\" }\n" + teller), "accepted");
+
+  // Overrides are checked once all are applied: one member's cadence alone is
+  // refused, both together are not.
+  Scenario s = std::get<Scenario>(parse_scenario(ledger + "group = \"bank\"\ngrants = { ckpt = \"ckpt\" }\n" + teller, "s.toml"));
+  ASSERT_FALSE(apply_override(s, "program.teller.params.every=5").has_value());
+  EXPECT_EQ(check_overridden(s).value_or("accepted"),
+            "program.teller.params.every: group \"bank\" checkpoints every 2 (as 'ledger' does); 'teller' would "
+            "checkpoint every 5 and its group would wait for ever (set both)");
+  ASSERT_FALSE(apply_override(s, "program.ledger.params.every=5").has_value());
+  EXPECT_EQ(check_overridden(s).value_or("accepted"), "accepted");
 }
 
 // Property: --set overrides are checked like the file is.

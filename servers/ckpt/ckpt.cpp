@@ -296,6 +296,10 @@ class CkptStore {
         group.size() > name_bytes_max || group.empty() != (group_size == 0))
       return ServiceError::malformed;
     if (quota == 0) quota = default_quota_bytes;
+    // The slot's quota and its group change only once the session exists.
+    const ServiceError opened =
+        state_.sessions.open(sys_, ep_, CkptSession{client, slot, group, std::nullopt, 0, {}}, reply, for_supervisor);
+    if (opened != ServiceError::ok) return opened;
     state_.slots[slot].quota = quota;
     if (!group.empty()) {
       // An epoch waits for every member, including those not opened yet.
@@ -303,7 +307,7 @@ class CkptStore {
       g.members.insert(slot);
       g.size = std::max(g.size, group_size);
     }
-    return state_.sessions.open(sys_, ep_, CkptSession{client, slot, group, std::nullopt, 0, {}}, reply, for_supervisor);
+    return ServiceError::ok;
   }
 
   // Part of the image in progress. (It needs no slot: it writes the session's staging.)
