@@ -309,5 +309,37 @@ TEST(Supervisor, GrantsOfAServiceOfOnesOwn) {
   EXPECT_EQ(refused->detail, "grant 't': tally:other: not_found");
 }
 
+// Property: a program's own service that never answers cannot stall the
+// supervisor: the open for a client times out (call_timed_out on the
+// provider), that client's start is refused naming the grant, and the
+// supervisor goes on starting others.
+TEST(Supervisor, AServiceThatNeverAnswersIsGivenUpOn) {
+  System system(system_config());
+  system.add_standard_servers();
+  ASSERT_TRUE(system.add_program("mute", [](Sys& sys) {
+    const Cap<Endpoint> ep = sys.endpoint_create().value();
+    if (!announce(sys, "mute", ep)) return;
+    kernel::Message request{};
+    while (sys.receive(ep, request)) {
+    }  // receives every call, answers none
+  }).ok());
+  Manifest mute = manifest("mute", "mute", {}, RestartPolicy::never);
+  mute.provides = "mute";
+  system.add(mute);
+  ASSERT_TRUE(system.add_program("client", [](Sys&) { FAIL() << "must not start"; }).ok());
+  system.add(manifest("client", "client", {{"m", "mute:x", ""}}));
+  bool later_ran = false;
+  ASSERT_TRUE(system.add_program("later", [&](Sys&) { later_ran = true; }).ok());
+  system.add(manifest("later", "later", {{"console", "console", ""}}));
+  ASSERT_TRUE(system.boot().ok());
+  ASSERT_TRUE(run_until(system, [&] { return find_event(system, "client", SupervisorEventKind::start_refused); }));
+  const SupervisorEvent* timed_out = find_event(system, "mute", SupervisorEventKind::call_timed_out);
+  ASSERT_NE(timed_out, nullptr);
+  EXPECT_EQ(timed_out->detail, "open for client #1: refused");
+  EXPECT_NE(find_event(system, "client", SupervisorEventKind::start_refused)->detail.find("grant 'm'"), std::string::npos);
+  ASSERT_TRUE(run_until(system, [&] { return later_ran; }));
+  EXPECT_GE(timed_out->time_ns, system.supervisor().service_call_timeout_ns);
+}
+
 }  // namespace
 }  // namespace persim::servers
