@@ -12,9 +12,12 @@
 //   restart_1      one iteration = kill a program, then the supervisor's
 //                  restart (re-grant) and the new process's restore, until it
 //                  runs again; floor: a raw fiber create + first resume
-//   durable_1k     one iteration = one transaction of the durable backend
-//                  alone (a batch of 1 KiB images, synced); floor: a 4 KiB
-//                  write + fsync (items/s = durable images per second)
+//   durable_1k     persim_backend_batch: one iteration = one transaction of
+//                  the durable backend alone (a batch of 1 KiB images,
+//                  synced, real file); persim_store: one iteration = one
+//                  acknowledged checkpoint of each of N programs through the
+//                  store's durable backend on the simulated disk; floor: a
+//                  4 KiB write + fsync (items/s = durable images per second)
 #include <benchmark/benchmark.h>
 
 #include <fcntl.h>
@@ -357,11 +360,15 @@ void persim_restart(benchmark::State& state) {
 
 // The durable figure of the brief is end to end: checkpoints acknowledged by
 // the checkpoint store once they are on disk, many processes' images in one
-// transaction (group commit). The store does not use its durable backend yet
-// (servers/ckpt/durable.hpp is written, the store still keeps images in its
-// in-memory TrustedStore), so what is measured here is the backend alone:
-// DurableImages::commit of a batch of 1 KiB images, on a real file (SQLite,
-// WAL, synchronous=FULL: one fsync of the log per transaction), no IPC.
+// transaction (group commit). Two figures:
+// - persim_backend_batch: the backend alone, DurableImages::commit of a batch
+//   of 1 KiB images on a real file (SQLite, WAL, synchronous=FULL: one fsync
+//   of the log per transaction), no IPC;
+// - persim_store: end to end, N programs each checkpointing a 1 KiB state in a
+//   loop through the checkpoint store with its durable backend, on the node's
+//   simulated disk (SimDisk: a sync is a copy in memory, no real fsync), group
+//   commit window 50 us virtual. Every checkpoint is acknowledged only once its
+//   transaction is synced.
 // Floor: one 4 KiB pwrite + fsync of a file in the same directory, in the
 // same binary. Items processed = images made durable.
 
@@ -437,6 +444,67 @@ void persim_durable_batch(benchmark::State& state) {
   state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * batch_size));
 }
 
+// One iteration: every one of the N programs has had one more checkpoint
+// acknowledged (the node run in steps of 10 us virtual until the store's
+// commits grew by N). Counters: syncs of the simulated disk per second of
+// wall time, and images per sync.
+void persim_durable_store(benchmark::State& state) {
+  const auto programs = static_cast<std::uint64_t>(state.range(0));
+  servers::System system;
+  system.use_durable_checkpoints(50'000);
+  system.add_standard_servers();
+  std::string failure;
+  for (std::uint64_t i = 0; i < programs; ++i) {
+    const std::string name = "app" + std::to_string(i);
+    const kernel::Status added = system.add_program(name, [&failure, i](Sys& sys) {
+      Persistent p(sys, {.program = "app"});
+      std::vector<std::byte> bytes(state_bytes);
+      fill(bytes);
+      p.field("state", bytes);
+      if (const persist::PersistStatus s = p.restore(); !s) {
+        failure = "restore: " + s.what;
+        return;
+      }
+      for (std::size_t n = i;; ++n) {
+        bytes[n % state_bytes] ^= std::byte{1};
+        if (const persist::PersistStatus s = p.checkpoint(); !s) {
+          failure = "checkpoint: " + s.what;
+          return;
+        }
+      }
+    });
+    if (!added) {
+      state.SkipWithError("cannot add a program");
+      return;
+    }
+    system.add(manifest(name, {grant("ckpt", "ckpt")}));
+  }
+  if (!system.boot()) {
+    state.SkipWithError("cannot boot");
+    return;
+  }
+  auto run_until_commits = [&](std::uint64_t target) {
+    while (system.ckpt().stats.commits < target && failure.empty())
+      system.node().run({.until_ns = system.node().now_ns() + 10'000});
+  };
+  run_until_commits(programs);  // every program started and checkpointed once
+  const std::uint64_t commits_before = system.ckpt().stats.commits;
+  const std::uint64_t syncs_before = system.disk()->stats().syncs;
+  const std::uint64_t transactions_before = system.ckpt().stats.transactions;
+  for (auto _ : state) run_until_commits(system.ckpt().stats.commits + programs);
+  if (!failure.empty()) {
+    state.SkipWithError(failure.c_str());
+    return;
+  }
+  const std::uint64_t images = system.ckpt().stats.commits - commits_before;
+  const std::uint64_t transactions = system.ckpt().stats.transactions - transactions_before;
+  state.SetItemsProcessed(static_cast<std::int64_t>(images));
+  state.counters["syncs_per_s"] =
+      benchmark::Counter(static_cast<double>(system.disk()->stats().syncs - syncs_before), benchmark::Counter::kIsRate);
+  state.counters["images_per_transaction"] =
+      transactions == 0 ? 0 : static_cast<double>(images) / static_cast<double>(transactions);
+}
+
 }  // namespace
 
 BENCHMARK(floor_memcpy_1k)->Name("checkpoint_1k/floor_memcpy_1k");
@@ -447,5 +515,6 @@ BENCHMARK(floor_fiber_create_resume)->Name("restart_1/floor_fiber_create_resume"
 BENCHMARK(persim_restart)->Name("restart_1/persim")->UseManualTime();
 BENCHMARK(floor_write_fsync_4k)->Name("durable_1k/floor_write_fsync_4k")->UseRealTime();
 BENCHMARK(persim_durable_batch)->Name("durable_1k/persim_backend_batch")->Arg(1)->Arg(256)->Arg(4096)->UseRealTime();
+BENCHMARK(persim_durable_store)->Name("durable_1k/persim_store")->Arg(16)->Arg(256)->UseRealTime();
 
 BENCHMARK_MAIN();

@@ -56,6 +56,13 @@ void kept_versions(const CkptSlot& slot, std::span<const Added> added, std::vect
   keep.erase(std::unique(keep.begin(), keep.end()), keep.end());
 }
 
+// Whole images only, in the slot and among those added: then the images kept
+// are simply the newest images_kept (the common case, on every checkpoint's
+// path, which kept_versions' bookkeeping would slow).
+bool whole_only(const CkptSlot& slot, std::span<const Added> added) {
+  return slot.bases.empty() && std::all_of(added.begin(), added.end(), [](const Added& a) { return a.base == 0; });
+}
+
 std::uint64_t le64(std::span<const std::byte> v) {
   std::uint64_t x = 0;
   for (std::size_t i = v.size(); i-- > 0;) x = x << 8 | static_cast<std::uint8_t>(v[i]);
@@ -113,7 +120,7 @@ class MemoryStorage final : public Storage {
     for (const auto& [slot, version] : batch.erases) {
       record_key(key_, slot, version);
       store_.erase(key_);
-      if (bases_.erase({slot, version}) != 0) {
+      if (!bases_.empty() && bases_.erase({slot, version}) != 0) {
         record_key(key_, slot, version, base_prefix);
         store_.erase(key_);
       }
@@ -383,10 +390,15 @@ class CkptStore {
     if (const ServiceError e = check_base(slot, s.staging_base); e != ServiceError::ok) return e;
     // Within quota once the images it pushes out make room.
     const Added added{slot.next_version, s.staging_base};
-    kept_versions(slot, std::span(&added, 1), keep_);
     std::uint64_t kept = s.staging->size();
-    for (const std::uint64_t v : keep_)
-      if (const auto it = slot.images.find(v); it != slot.images.end()) kept += it->second.size();
+    if (whole_only(slot, std::span(&added, 1))) {
+      auto it = slot.images.rbegin();
+      for (std::size_t n = 1; n < images_kept && it != slot.images.rend(); ++n, ++it) kept += it->second.size();
+    } else {
+      kept_versions(slot, std::span(&added, 1), keep_);
+      for (const std::uint64_t v : keep_)
+        if (const auto it = slot.images.find(v); it != slot.images.end()) kept += it->second.size();
+    }
     if (kept > slot.quota) return ServiceError::quota_exceeded;
     return ServiceError::ok;
   }
@@ -517,6 +529,14 @@ class CkptStore {
     // images_kept and the bases those need.
     auto push_out = [&](const std::string& name, std::span<const Added> added) {
       const CkptSlot& slot = state_.slots[name];
+      if (whole_only(slot, added)) {
+        const std::size_t total = slot.images.size() + added.size();
+        auto it = slot.images.begin();
+        for (std::size_t drop = total > images_kept ? total - images_kept : 0; drop > 0 && it != slot.images.end();
+             --drop, ++it)
+          batch.erases.emplace_back(name, it->first);
+        return;
+      }
       kept_versions(slot, added, keep_);
       for (const auto& [version, image] : slot.images)
         if (!std::binary_search(keep_.begin(), keep_.end(), version)) batch.erases.emplace_back(name, version);
