@@ -106,6 +106,19 @@ void floor_memcpy_1k(benchmark::State& state) {
 // it into its staging image), a commit call (the store puts the image in its
 // trusted storage and keeps the newest two). Nothing is skipped for the
 // benchmark.
+// A program's 1 KiB state, declared as one field, and its restore (a fresh
+// start). False, with `*failure` set, if the restore failed.
+bool declare_and_restore(Persistent& p, std::vector<std::byte>& bytes, std::string* failure) {
+  bytes.assign(state_bytes, std::byte{0});
+  fill(bytes);
+  p.field("state", bytes);
+  if (const persist::PersistStatus s = p.restore(); !s) {
+    *failure = "restore: " + s.what;
+    return false;
+  }
+  return true;
+}
+
 void persim_checkpoint_1k(benchmark::State& state) {
   servers::System system;
   system.add_standard_servers();
@@ -114,13 +127,8 @@ void persim_checkpoint_1k(benchmark::State& state) {
   std::uint64_t last_version = 0;
   const kernel::Status added = system.add_program("app", [&](Sys& sys) {
     Persistent p(sys, {.program = "app"});
-    std::vector<std::byte> bytes(state_bytes);
-    fill(bytes);
-    p.field("state", bytes);
-    if (const persist::PersistStatus s = p.restore(); !s) {
-      failure = "restore: " + s.what;
-      return;
-    }
+    std::vector<std::byte> bytes;
+    if (!declare_and_restore(p, bytes, &failure)) return;
     std::size_t i = 0;
     for (auto _ : state) {
       bytes[i++ % state_bytes] ^= std::byte{1};
@@ -447,7 +455,7 @@ void persim_durable_batch(benchmark::State& state) {
 // One iteration: every one of the N programs has had one more checkpoint
 // acknowledged (the node run in steps of 10 us virtual until the store's
 // commits grew by N). Counters: syncs of the simulated disk per second of
-// wall time, and images per sync.
+// wall time, and images per transaction.
 void persim_durable_store(benchmark::State& state) {
   const auto programs = static_cast<std::uint64_t>(state.range(0));
   servers::System system;
@@ -458,13 +466,8 @@ void persim_durable_store(benchmark::State& state) {
     const std::string name = "app" + std::to_string(i);
     const kernel::Status added = system.add_program(name, [&failure, i](Sys& sys) {
       Persistent p(sys, {.program = "app"});
-      std::vector<std::byte> bytes(state_bytes);
-      fill(bytes);
-      p.field("state", bytes);
-      if (const persist::PersistStatus s = p.restore(); !s) {
-        failure = "restore: " + s.what;
-        return;
-      }
+      std::vector<std::byte> bytes;
+      if (!declare_and_restore(p, bytes, &failure)) return;
       for (std::size_t n = i;; ++n) {
         bytes[n % state_bytes] ^= std::byte{1};
         if (const persist::PersistStatus s = p.checkpoint(); !s) {

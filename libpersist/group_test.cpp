@@ -100,6 +100,20 @@ kernel::Entry receiver(Pair s, Observed& seen) {
   };
 }
 
+// The sender and the receiver under `system`'s supervisor, restarted on
+// failure (after `backoff_ns`), checkpointing as the group "pair" if s.grouped.
+void add_pair(System& system, const Pair& s, Observed& seen, std::uint64_t backoff_ns = 10'000) {
+  EXPECT_TRUE(system.add_program("sender", sender(s, seen)).ok());
+  EXPECT_TRUE(system.add_program("receiver", receiver(s, seen)).ok());
+  Manifest a = manifest("sender", "sender", {{"ckpt", "ckpt", ""}, {"peer", "peer:x", ""}}, RestartPolicy::on_failure);
+  Manifest b = manifest("receiver", "receiver", {{"ckpt", "ckpt", ""}}, RestartPolicy::on_failure);
+  b.provides = "peer";
+  if (s.grouped) a.group = b.group = "pair";
+  a.backoff_ns_initial = b.backoff_ns_initial = backoff_ns;
+  system.add(a);
+  system.add(b);
+}
+
 struct RunOutcome {
   Observed seen;
   std::uint64_t restarts;
@@ -111,15 +125,7 @@ RunOutcome run(Pair s, const std::string& victim, std::uint64_t kill_at, std::ui
   RunOutcome out;
   System system(system_config(seed));
   system.add_standard_servers();
-  EXPECT_TRUE(system.add_program("sender", sender(s, out.seen)).ok());
-  EXPECT_TRUE(system.add_program("receiver", receiver(s, out.seen)).ok());
-  Manifest a = manifest("sender", "sender", {{"ckpt", "ckpt", ""}, {"peer", "peer:x", ""}}, RestartPolicy::on_failure);
-  Manifest b = manifest("receiver", "receiver", {{"ckpt", "ckpt", ""}}, RestartPolicy::on_failure);
-  b.provides = "peer";
-  if (s.grouped) a.group = b.group = "pair";
-  a.backoff_ns_initial = b.backoff_ns_initial = 1'000;
-  system.add(a);
-  system.add(b);
+  add_pair(system, s, out.seen, 1'000);
   system.node().kill_at_call(victim + "#1", kill_at);
   EXPECT_TRUE(system.boot().ok());
   system.node().run({.until_ns = 1'000'000'000});
@@ -163,14 +169,7 @@ TEST(GroupCheckpoint, PowerCutAtAnyDiskWriteKeepsEpochAndImagesTogether) {
     System system(system_config(cut));
     system.use_durable_checkpoints(0);
     system.add_standard_servers();
-    ASSERT_TRUE(system.add_program("sender", sender(s, seen)).ok());
-    ASSERT_TRUE(system.add_program("receiver", receiver(s, seen)).ok());
-    Manifest a = manifest("sender", "sender", {{"ckpt", "ckpt", ""}, {"peer", "peer:x", ""}}, RestartPolicy::on_failure);
-    Manifest b = manifest("receiver", "receiver", {{"ckpt", "ckpt", ""}}, RestartPolicy::on_failure);
-    b.provides = "peer";
-    a.group = b.group = "pair";
-    system.add(a);
-    system.add(b);
+    add_pair(system, s, seen);
     system.disk()->on_crash = [&system] { system.node().stop(); };
     system.disk()->crash_at_write(cut);
     ASSERT_TRUE(system.boot().ok());
@@ -198,14 +197,7 @@ TEST(GroupCheckpoint, ADamagedImageNeverRestoresAnOlderEpoch) {
   Observed seen;
   System system(system_config());
   system.add_standard_servers();
-  ASSERT_TRUE(system.add_program("sender", sender(s, seen)).ok());
-  ASSERT_TRUE(system.add_program("receiver", receiver(s, seen)).ok());
-  Manifest a = manifest("sender", "sender", {{"ckpt", "ckpt", ""}, {"peer", "peer:x", ""}}, RestartPolicy::on_failure);
-  Manifest b = manifest("receiver", "receiver", {{"ckpt", "ckpt", ""}}, RestartPolicy::on_failure);
-  b.provides = "peer";
-  a.group = b.group = "pair";
-  system.add(a);
-  system.add(b);
+  add_pair(system, s, seen);
   ASSERT_TRUE(system.boot().ok());
   system.node().run({.until_ns = 100'000'000});
   ASSERT_EQ(seen.received, 12u);
@@ -244,14 +236,7 @@ TEST(GroupCheckpoint, MembersPrepareAgainOnARestartedStore) {
     Observed seen;
     System system(system_config());
     system.add_standard_servers();
-    ASSERT_TRUE(system.add_program("sender", sender(s, seen)).ok());
-    ASSERT_TRUE(system.add_program("receiver", receiver(s, seen)).ok());
-    Manifest a = manifest("sender", "sender", {{"ckpt", "ckpt", ""}, {"peer", "peer:x", ""}}, RestartPolicy::on_failure);
-    Manifest b = manifest("receiver", "receiver", {{"ckpt", "ckpt", ""}}, RestartPolicy::on_failure);
-    b.provides = "peer";
-    a.group = b.group = "pair";
-    system.add(a);
-    system.add(b);
+    add_pair(system, s, seen);
     ASSERT_TRUE(system.boot().ok());
     bool killed = false;
     system.node().at(at_us * 1'000, [&](kernel::Node& node) {
