@@ -27,6 +27,7 @@ const char* to_string(PersistError e) noexcept {
     case PersistError::grant_missing: return "grant_missing";
     case PersistError::session_refused: return "session_refused";
     case PersistError::group_aborted: return "group_aborted";
+    case PersistError::group_rolled_back: return "group_rolled_back";
     case PersistError::bad_declaration: return "bad_declaration";
   }
   return "unknown";
@@ -224,7 +225,11 @@ PersistStatus Persistent::restore(Restored* restored) {
   };
   // A group member restores its image of the group's committed epoch and no
   // other: an older one would be an inconsistent cut with the members that
-  // restore that epoch (epochs are never reused, so there is one such image).
+  // restore that epoch. If that image is damaged, the member takes the whole
+  // group back to the epoch of its newest valid image (the store erases every
+  // member's later images with it) and fails with group_rolled_back: the
+  // program crashes, the supervisor restarts the group, and every member
+  // restores that epoch (or, missing it, goes back further).
   std::uint64_t committed = 0;
   if (options_.group)
     if (const Outcome o = store_.group_epoch(sys_, &committed); !o)
@@ -233,6 +238,15 @@ PersistStatus Persistent::restore(Restored* restored) {
     std::string why;
     for (const std::string& p : found.passed_over) why += (why.empty() ? "" : "; ") + p;
     return why;
+  };
+  auto roll_back = [&](std::uint64_t to, const std::string& from_what) {
+    const Outcome o = store_.group_rollback(sys_, committed, to);
+    if (!o && o.service != ServiceError::conflict)  // conflict: another member rolled it back first
+      return fail(PersistError::no_store, "checkpoint store: group rollback: " + o.describe());
+    return fail(PersistError::group_rolled_back,
+                "group epoch " + std::to_string(committed) + ": this member has no valid image of it" +
+                    (found.passed_over.empty() ? "" : " (" + damage() + ")") + "; the group goes back to epoch " +
+                    std::to_string(to) + from_what + " and restarts");
   };
   bool loaded = false;
   for (auto it = versions.rbegin(); it != versions.rend() && !loaded; ++it) {
@@ -277,11 +291,7 @@ PersistStatus Persistent::restore(Restored* restored) {
                                     " was not committed (the group's is " + std::to_string(committed) + ")");
         continue;
       }
-      if (epoch < committed)
-        return fail(PersistError::no_valid_image,
-                    "group epoch " + std::to_string(committed) + ": this member has no valid image of it (" + damage() +
-                        "); " + label + " is of epoch " + std::to_string(epoch) +
-                        ", and restoring it would be an inconsistent cut");
+      if (epoch < committed) return roll_back(epoch, " (" + label + ")");
     }
     if (const PersistStatus s = load(image); !s) return s;
     found.from_image = true;
@@ -298,10 +308,7 @@ PersistStatus Persistent::restore(Restored* restored) {
       base_ = it->base != 0 ? std::move(base) : std::move(image);
     }
   }
-  if (!loaded && committed > 0)
-    return fail(PersistError::no_valid_image, "group epoch " + std::to_string(committed) +
-                                                  ": this member has no valid image of it" +
-                                                  (found.passed_over.empty() ? "" : " (" + damage() + ")"));
+  if (!loaded && committed > 0) return roll_back(0, ", a fresh start");
   if (!versions.empty() && !loaded) return fail(PersistError::no_valid_image, damage());
   if (!loaded) {
     rng_ = kernel::Rng(sys_.random());  // a fresh stream, kept from now on

@@ -74,6 +74,8 @@ enum class PersistError : std::uint8_t {
   session_refused,  // a server refused to rebuild a recorded session
   group_aborted,    // a group checkpoint did not complete: a member died (the group restarts)
   bad_declaration,  // a name or path declared is longer than an image can hold
+  group_rolled_back,  // a group member's image of the committed epoch was damaged: the group
+                      // went back to an older epoch, and must restart (the program crashes)
 };
 
 // A declared name (field, region, grant, file, console, key-value session) at

@@ -408,6 +408,7 @@ RunResult run_scenario(const Scenario& s, std::uint64_t seed, const Outputs& out
   m.delta_checkpoints = system.ckpt().stats.deltas;
   m.group_commits = system.ckpt().group_commits;
   m.group_aborts = system.ckpt().group_aborts;
+  m.group_rollbacks = system.ckpt().group_rollbacks;
   m.checkpoint_transactions = system.ckpt().stats.transactions;
   m.disk_syncs = system.disk() != nullptr ? system.disk()->stats().syncs : 0;
   m.power_losses = rec.power_losses;
@@ -458,10 +459,11 @@ RunResult run_scenario(const Scenario& s, std::uint64_t seed, const Outputs& out
       for (std::string line; std::getline(lines, line);) std::fprintf(out.timeline, "  %-12s| %s\n", stream.c_str(), line.c_str());
     }
     const double ratio = m.wall_s > 0 ? static_cast<double>(m.virtual_ns) / 1e9 / m.wall_s : 0;
-    const std::string groups = m.group_commits + m.group_aborts == 0
+    const std::string groups = m.group_commits + m.group_aborts + m.group_rollbacks == 0
                                    ? std::string()
                                    : "; group epochs: " + std::to_string(m.group_commits) + " committed, " +
-                                         std::to_string(m.group_aborts) + " aborted";
+                                         std::to_string(m.group_aborts) + " aborted, " +
+                                         std::to_string(m.group_rollbacks) + " rolled back";
     std::fprintf(out.timeline,
                  "\nsummary: %s ms virtual in %.4f s wall (virtual/wall %.1fx); %llu kernel calls; %llu deaths, "
                  "%llu restarts, %llu refused starts\n"
@@ -501,7 +503,7 @@ std::string metrics_csv_header() {
   return "seed,scenario_hash,ok,trace_hash,virtual_ns,wall_s,kernel_calls,processes_started,deaths,restarts,"
          "refused_grants,failed_lookups,refused_restores,forgeries_accepted,redone_lines,recovery_virtual_ns_max,"
          "recoveries,checkpoints,checkpoint_bytes,delta_checkpoints,checkpoint_transactions,disk_syncs,power_losses,"
-         "group_commits,group_aborts,overrides";
+         "group_commits,group_aborts,group_rollbacks,overrides";
 }
 
 std::string metrics_csv_row(const Metrics& m, bool ok) {
@@ -512,7 +514,7 @@ std::string metrics_csv_row(const Metrics& m, bool ok) {
       << m.forgeries_accepted << ',' << m.redone_lines << ',' << m.recovery_virtual_ns_max << ',' << m.recoveries
       << ',' << m.checkpoints << ',' << m.checkpoint_bytes << ',' << m.delta_checkpoints << ','
       << m.checkpoint_transactions << ',' << m.disk_syncs << ',' << m.power_losses << ',' << m.group_commits << ','
-      << m.group_aborts << ",\"" << m.overrides << '"';
+      << m.group_aborts << ',' << m.group_rollbacks << ",\"" << m.overrides << '"';
   return row.str();
 }
 
@@ -543,6 +545,7 @@ std::string metrics_json(const Metrics& m, const std::vector<std::string>& faile
   j["power_losses"] = m.power_losses;
   j["group_commits"] = m.group_commits;
   j["group_aborts"] = m.group_aborts;
+  j["group_rollbacks"] = m.group_rollbacks;
   j["recoveries"] = m.recoveries;
   j["overrides"] = m.overrides;
   return j.dump(2);

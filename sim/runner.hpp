@@ -45,6 +45,7 @@ struct Metrics {
   std::uint64_t delta_checkpoints = 0;      // of the checkpoints, deltas (incremental images)
   std::uint64_t group_commits = 0;          // group epochs committed
   std::uint64_t group_aborts = 0;           // group epochs aborted (a member died while others waited)
+  std::uint64_t group_rollbacks = 0;        // groups taken back an epoch (a member's image of it damaged)
   std::uint64_t checkpoint_transactions = 0;  // backend commits (durable: one sync each, shared by a group)
   std::uint64_t disk_syncs = 0;             // the durable store's disk
   std::uint64_t power_losses = 0;

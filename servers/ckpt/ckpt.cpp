@@ -21,7 +21,8 @@ namespace {
 
 constexpr std::string_view record_prefix = "ckpt:";
 constexpr std::string_view epoch_prefix = "ckpt-group:";  // a group's committed epoch, 8 bytes LE
-constexpr std::string_view base_prefix = "ckpt-base:";    // a delta's base version, 8 bytes LE (deltas only)
+// An image's base version and group epoch, 16 bytes LE (only if either is not 0).
+constexpr std::string_view meta_prefix = "ckpt-meta:";
 constexpr std::uint64_t default_quota_bytes = 4u << 20;
 
 // An image about to be added to a slot.
@@ -69,7 +70,7 @@ std::uint64_t le64(std::span<const std::byte> v) {
   return x;
 }
 
-// "ckpt:" (or "ckpt-base:") slot NUL 16 hex digits of the version: records sort by version.
+// "ckpt:" (or "ckpt-meta:") slot NUL 16 hex digits of the version: records sort by version.
 void record_key(std::string& key, std::string_view slot, std::uint64_t version,
                 std::string_view prefix = record_prefix) {
   static constexpr char hex[] = "0123456789abcdef";
@@ -104,12 +105,13 @@ class MemoryStorage final : public Storage {
       if (!k.starts_with(record_prefix)) continue;
       const std::string_view rest = std::string_view(k).substr(record_prefix.size());
       const std::size_t nul = rest.find('\0');
-      StoredImage& img = out->emplace_back(StoredImage{std::string(rest.substr(0, nul)),
-                                                       std::stoull(std::string(rest.substr(nul + 1)), nullptr, 16), v, 0});
-      record_key(key_, img.slot, img.version, base_prefix);
-      if (const auto* base = store_.get(key_); base != nullptr && base->size() == 8) {
-        img.base = le64(*base);
-        bases_.emplace(img.slot, img.version);
+      StoredImage& img = out->emplace_back(StoredImage{
+          std::string(rest.substr(0, nul)), std::stoull(std::string(rest.substr(nul + 1)), nullptr, 16), v, 0, 0});
+      record_key(key_, img.slot, img.version, meta_prefix);
+      if (const auto* meta = store_.get(key_); meta != nullptr && meta->size() == 16) {
+        img.base = le64(std::span(*meta).first(8));
+        img.epoch = le64(std::span(*meta).subspan(8));
+        metas_.emplace(img.slot, img.version);
       }
     }
     return std::nullopt;
@@ -120,20 +122,23 @@ class MemoryStorage final : public Storage {
     for (const auto& [slot, version] : batch.erases) {
       record_key(key_, slot, version);
       store_.erase(key_);
-      if (!bases_.empty() && bases_.erase({slot, version}) != 0) {
-        record_key(key_, slot, version, base_prefix);
+      if (!metas_.empty() && metas_.erase({slot, version}) != 0) {
+        record_key(key_, slot, version, meta_prefix);
         store_.erase(key_);
       }
     }
     for (const StoredImage& img : batch.puts) {
       record_key(key_, img.slot, img.version);
       store_.put(key_, img.bytes);
-      if (img.base == 0) continue;
-      std::byte le[8];
-      for (int i = 0; i < 8; ++i) le[i] = static_cast<std::byte>(img.base >> (8 * i));
-      record_key(key_, img.slot, img.version, base_prefix);
+      if (img.base == 0 && img.epoch == 0) continue;
+      std::byte le[16];
+      for (int i = 0; i < 8; ++i) {
+        le[i] = static_cast<std::byte>(img.base >> (8 * i));
+        le[8 + i] = static_cast<std::byte>(img.epoch >> (8 * i));
+      }
+      record_key(key_, img.slot, img.version, meta_prefix);
       store_.put(key_, le);
-      bases_.emplace(img.slot, img.version);
+      metas_.emplace(img.slot, img.version);
     }
     for (const auto& [group, epoch] : batch.epochs) {
       std::byte le[8];
@@ -148,7 +153,7 @@ class MemoryStorage final : public Storage {
  private:
   TrustedStore& store_;
   std::string key_;  // built in a buffer kept from one commit to the next
-  std::set<std::pair<std::string, std::uint64_t>> bases_;  // the images with a base record (load and commits)
+  std::set<std::pair<std::string, std::uint64_t>> metas_;  // the images with a meta record (load and commits)
 };
 
 // The durable backend: SQLite on the node's simulated disk.
@@ -181,6 +186,7 @@ struct Pending {
   std::uint64_t version;
   std::vector<std::byte> bytes;
   std::uint64_t base = 0;
+  std::uint64_t epoch = 0;  // a group member's image: the epoch it commits in
 };
 
 // A delta's base must be a whole image the slot keeps.
@@ -200,6 +206,7 @@ class CkptStore {
       slot.next_version = std::max(slot.next_version, img.version + 1);
       slot.images[img.version] = std::move(img.bytes);
       if (img.base != 0) slot.bases[img.version] = img.base;
+      if (img.epoch != 0) slot.epochs[img.version] = img.epoch;
     }
     host_.live = &state_;
   }
@@ -272,6 +279,13 @@ class CkptStore {
         if (s->group.empty()) return ServiceError::wrong_session;
         wire::Writer(reply).u64(host_.groups[s->group].committed_epoch);
         return ServiceError::ok;
+      }
+      case CkptOp::group_rollback: {
+        const std::uint64_t from = in.u64();
+        const std::uint64_t to = in.u64();
+        if (!in.done()) return ServiceError::malformed;
+        if (s->group.empty()) return ServiceError::wrong_session;
+        return rollback(s->group, from, to);
       }
       case CkptOp::open: return ServiceError::wrong_session;
     }
@@ -405,7 +419,7 @@ class CkptStore {
 
   // Takes the session's staged image as the slot's next version.
   Pending take(std::uint64_t badge, CkptSession& s, CkptSlot& slot) {
-    Pending p{{}, s.slot, slot.next_version++, std::move(*s.staging), s.staging_base};
+    Pending p{{}, s.slot, slot.next_version++, std::move(*s.staging), s.staging_base, 0};
     s.staging.reset();
     s.staging_base = 0;
     s.written.clear();
@@ -477,16 +491,57 @@ class CkptStore {
   // Every member has prepared: their images commit in one transaction.
   void commit_group(const std::string& name) {
     std::vector<Pending> batch;
-    for (auto& [slot, p] : prepared_[name]) batch.push_back(std::move(p));
-    prepared_.erase(name);
     CkptGroup& group = host_.groups[name];
     const std::pair<std::string, std::uint64_t> epoch{name, group.committed_epoch + 1};
+    for (auto& [slot, p] : prepared_[name]) {
+      p.epoch = epoch.second;
+      batch.push_back(std::move(p));
+    }
+    prepared_.erase(name);
     const bool ok = apply(batch, &epoch);
     if (ok) {
       group.committed_epoch = epoch.second;
       ++host_.group_commits;
     }
     answer_all(batch, ok);
+  }
+
+  // The group goes back from its committed epoch `from` to `to`: every
+  // member's images of the epochs after `to` are erased with the new epoch, in
+  // one transaction, and an epoch in progress is aborted. Epochs after `to`
+  // are then prepared afresh (their numbers reused: no image of the old ones
+  // is left).
+  ServiceError rollback(const std::string& name, std::uint64_t from, std::uint64_t to) {
+    CkptGroup& group = host_.groups[name];
+    if (from != group.committed_epoch || to >= from) return ServiceError::conflict;
+    abort_group(name);
+    DurableImages::Batch& batch = batch_;
+    batch.puts.clear();
+    batch.erases.clear();
+    batch.epochs.assign(1, {name, to});
+    for (const std::string& member : group.members)
+      for (const auto& [version, epoch] : state_.slots[member].epochs)
+        if (epoch > to) batch.erases.emplace_back(member, version);
+    if (const std::optional<std::string> e = storage_.commit(batch)) {
+      host_.failure = *e;
+      return ServiceError::failed;
+    }
+    ++host_.stats.transactions;
+    for (const auto& [member, version] : batch.erases) drop(member, version);
+    group.committed_epoch = to;
+    ++host_.group_rollbacks;
+    return ServiceError::ok;
+  }
+
+  // Takes a kept image out of the state (its bytes kept for the next staging).
+  void drop(const std::string& name, std::uint64_t version) {
+    CkptSlot& slot = state_.slots[name];
+    const auto it = slot.images.find(version);
+    if (it == slot.images.end()) return;
+    spare_ = std::move(it->second);
+    slot.images.erase(it);
+    slot.bases.erase(version);
+    slot.epochs.erase(version);
   }
 
   // A member is gone: the epoch in progress is dropped and its waiting members told.
@@ -541,7 +596,7 @@ class CkptStore {
       for (const auto& [version, image] : slot.images)
         if (!std::binary_search(keep_.begin(), keep_.end(), version)) batch.erases.emplace_back(name, version);
     };
-    for (Pending& p : images) batch.puts.push_back({std::move(p.slot), p.version, std::move(p.bytes), p.base});
+    for (Pending& p : images) batch.puts.push_back({std::move(p.slot), p.version, std::move(p.bytes), p.base, p.epoch});
     if (batch.puts.size() == 1) {
       const Added added{batch.puts[0].version, batch.puts[0].base};
       push_out(batch.puts[0].slot, std::span(&added, 1));
@@ -569,15 +624,9 @@ class CkptStore {
       CkptSlot& slot = state_.slots[img.slot];
       slot.images.emplace(img.version, std::move(img.bytes));
       if (img.base != 0) slot.bases.emplace(img.version, img.base);
+      if (img.epoch != 0) slot.epochs.emplace(img.version, img.epoch);
     }
-    for (const auto& [name, version] : batch.erases) {
-      CkptSlot& slot = state_.slots[name];
-      const auto it = slot.images.find(version);
-      if (it == slot.images.end()) continue;
-      spare_ = std::move(it->second);
-      slot.images.erase(it);
-      slot.bases.erase(version);
-    }
+    for (const auto& [name, version] : batch.erases) drop(name, version);
     return true;
   }
 
@@ -624,6 +673,7 @@ std::vector<std::byte> CkptState::encode() const {
     for (const auto& [version, image] : slot.images) {
       put(version);
       put(slot.base_of(version));
+      put(slot.epoch_of(version));
       put_bytes(image);
     }
   }
@@ -731,6 +781,12 @@ Outcome CkptClient::prepare(Sys& sys, std::span<const std::byte> image, std::uin
   o = call(sys, session_, request, reply);
   if (o && version != nullptr) *version = wire::Reader(reply).u64();
   return o;
+}
+
+Outcome CkptClient::group_rollback(Sys& sys, std::uint64_t from, std::uint64_t to) const {
+  Message request = wire::request(CkptOp::group_rollback), reply{};
+  wire::Writer(request).u64(from).u64(to);
+  return call(sys, session_, request, reply);
 }
 
 Outcome CkptClient::group_epoch(Sys& sys, std::uint64_t* epoch) const {

@@ -54,6 +54,10 @@ enum class CkptOp : std::uint64_t {
                // progress), a delta on `base` as with begin
   fetch = 11,  // u64 version, u64 offset; caps[0] buffer (send) -> u64 n: that
                // many bytes of the image from `offset` now start the buffer
+  group_rollback = 12,  // group members: u64 from, u64 to: the group's committed
+                        // epoch goes back from `from` (conflict unless it is
+                        // the committed one, or if to >= from) to `to`; every
+                        // member's images of later epochs are erased with it
 };
 
 // Group checkpoints: the slots opened with the same group name commit
@@ -78,10 +82,15 @@ struct CkptSlot {
   std::uint64_t quota = 0;
   std::map<std::uint64_t, std::vector<std::byte>> images;  // by version
   std::map<std::uint64_t, std::uint64_t> bases;            // a delta's version -> its base's (deltas only)
+  std::map<std::uint64_t, std::uint64_t> epochs;           // a group member's version -> the epoch it committed in
   std::uint64_t next_version = 1;
   std::uint64_t base_of(std::uint64_t version) const {
     const auto it = bases.find(version);
     return it != bases.end() ? it->second : 0;
+  }
+  std::uint64_t epoch_of(std::uint64_t version) const {
+    const auto it = epochs.find(version);
+    return it != epochs.end() ? it->second : 0;
   }
 };
 
@@ -144,6 +153,7 @@ struct CkptHost {
   std::map<std::string, CkptGroup> groups;
   std::uint64_t group_commits = 0;
   std::uint64_t group_aborts = 0;
+  std::uint64_t group_rollbacks = 0;  // a member found its image of the committed epoch damaged
 };
 
 // Grants: "supervisor" (to announce "ckpt").
@@ -178,6 +188,10 @@ class CkptClient {
   Outcome prepare(kernel::Sys& sys, std::span<const std::byte> image, std::uint64_t epoch, std::uint64_t* version,
                   std::uint64_t base = 0);
   Outcome group_epoch(kernel::Sys& sys, std::uint64_t* epoch) const;
+  // Takes the group back from its committed epoch `from` to `to` (see
+  // CkptOp::group_rollback): what a member does when its image of `from` is
+  // damaged and its newest valid one is of epoch `to`.
+  Outcome group_rollback(kernel::Sys& sys, std::uint64_t from, std::uint64_t to) const;
 
  private:
   Outcome stage(kernel::Sys& sys, std::span<const std::byte> image, std::uint64_t base);

@@ -25,20 +25,26 @@ std::variant<std::unique_ptr<DurableImages>, std::string> DurableImages::open(co
   for (const char* sql : {"PRAGMA locking_mode=EXCLUSIVE", "PRAGMA journal_mode=WAL", "PRAGMA synchronous=FULL",
                           // A rowid table: images are large blobs, which WITHOUT ROWID tables store badly.
                           "CREATE TABLE IF NOT EXISTS images (slot TEXT NOT NULL, version INTEGER NOT NULL, "
-                          "bytes BLOB NOT NULL, base INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (slot, version))",
+                          "bytes BLOB NOT NULL, base INTEGER NOT NULL DEFAULT 0, epoch INTEGER NOT NULL DEFAULT 0, "
+                          "PRIMARY KEY (slot, version))",
                           // A group's epoch commits with its members' images: a restart after a
                           // power loss finds both, or neither.
                           "CREATE TABLE IF NOT EXISTS groups (name TEXT PRIMARY KEY, epoch INTEGER NOT NULL)"}) {
     if (auto e = store->exec(sql)) return *e;
   }
-  // A database from before delta images has no `base` column: every image in
-  // it is whole (the column's default).
-  sqlite3_stmt* probe = nullptr;
-  const bool has_base = sqlite3_prepare_v2(db, "SELECT base FROM images LIMIT 0", -1, &probe, nullptr) == SQLITE_OK;
-  sqlite3_finalize(probe);
-  if (!has_base)
-    if (auto e = store->exec("ALTER TABLE images ADD COLUMN base INTEGER NOT NULL DEFAULT 0")) return *e;
-  if (sqlite3_prepare_v2(db, "INSERT OR REPLACE INTO images (slot, version, bytes, base) VALUES (?1, ?2, ?3, ?4)", -1,
+  // A database from before delta images has no `base` column (every image in
+  // it is whole), and one from before group rollbacks no `epoch` column: the
+  // columns' defaults say so.
+  for (const char* column : {"base", "epoch"}) {
+    sqlite3_stmt* probe = nullptr;
+    const bool has = sqlite3_prepare_v2(db, ("SELECT " + std::string(column) + " FROM images LIMIT 0").c_str(), -1,
+                                        &probe, nullptr) == SQLITE_OK;
+    sqlite3_finalize(probe);
+    if (!has)
+      if (auto e = store->exec(("ALTER TABLE images ADD COLUMN " + std::string(column) + " INTEGER NOT NULL DEFAULT 0").c_str()))
+        return *e;
+  }
+  if (sqlite3_prepare_v2(db, "INSERT OR REPLACE INTO images (slot, version, bytes, base, epoch) VALUES (?1, ?2, ?3, ?4, ?5)", -1,
                          &store->put_, nullptr) != SQLITE_OK ||
       sqlite3_prepare_v2(db, "DELETE FROM images WHERE slot = ?1 AND version = ?2", -1, &store->erase_, nullptr) !=
           SQLITE_OK ||
@@ -57,7 +63,7 @@ DurableImages::~DurableImages() {
 
 std::variant<std::vector<StoredImage>, std::string> DurableImages::load() {
   sqlite3_stmt* q = nullptr;
-  if (sqlite3_prepare_v2(db_, "SELECT slot, version, bytes, base FROM images ORDER BY slot, version", -1, &q, nullptr) !=
+  if (sqlite3_prepare_v2(db_, "SELECT slot, version, bytes, base, epoch FROM images ORDER BY slot, version", -1, &q, nullptr) !=
       SQLITE_OK)
     return error("load");
   std::vector<StoredImage> out;
@@ -67,7 +73,8 @@ std::variant<std::vector<StoredImage>, std::string> DurableImages::load() {
     const auto size = static_cast<std::size_t>(sqlite3_column_bytes(q, 2));
     out.push_back({reinterpret_cast<const char*>(sqlite3_column_text(q, 0)),
                    static_cast<std::uint64_t>(sqlite3_column_int64(q, 1)), std::vector<std::byte>(blob, blob + size),
-                   static_cast<std::uint64_t>(sqlite3_column_int64(q, 3))});
+                   static_cast<std::uint64_t>(sqlite3_column_int64(q, 3)),
+                   static_cast<std::uint64_t>(sqlite3_column_int64(q, 4))});
   }
   sqlite3_finalize(q);
   if (rc != SQLITE_DONE) return error("load");
@@ -99,6 +106,7 @@ std::optional<std::string> DurableImages::commit(const Batch& batch) {
     sqlite3_bind_int64(put_, 2, static_cast<sqlite3_int64>(img.version));
     sqlite3_bind_blob64(put_, 3, img.bytes.data(), img.bytes.size(), SQLITE_STATIC);
     sqlite3_bind_int64(put_, 4, static_cast<sqlite3_int64>(img.base));
+    sqlite3_bind_int64(put_, 5, static_cast<sqlite3_int64>(img.epoch));
     if (!step(put_)) {
       const std::string e = error("put");
       (void)exec("ROLLBACK");

@@ -20,7 +20,8 @@ struct StoredImage {
   std::string slot;
   std::uint64_t version;
   std::vector<std::byte> bytes;
-  std::uint64_t base = 0;  // the version this image is a delta on (0: whole)
+  std::uint64_t base = 0;   // the version this image is a delta on (0: whole)
+  std::uint64_t epoch = 0;  // the group epoch it committed in (0: not a group member's)
 };
 
 class DurableImages {

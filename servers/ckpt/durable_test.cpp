@@ -42,12 +42,12 @@ TEST(DurableImages, CommitsSurviveReopen) {
     auto db = open_on(disk);
     ASSERT_TRUE(db);
     DurableImages::Batch batch;
-    batch.puts.push_back({"a", 1, bytes_of(1, 1000), 0});
-    batch.puts.push_back({"b", 1, bytes_of(2, 5000), 0});
+    batch.puts.push_back({"a", 1, bytes_of(1, 1000), 0, 0});
+    batch.puts.push_back({"b", 1, bytes_of(2, 5000), 0, 3});
     ASSERT_FALSE(db->commit(batch).has_value());
     DurableImages::Batch erase;
     erase.erases.emplace_back("a", 1);
-    erase.puts.push_back({"a", 2, bytes_of(3, 10), 7});
+    erase.puts.push_back({"a", 2, bytes_of(3, 10), 7, 0});
     ASSERT_FALSE(db->commit(erase).has_value());
   }
   disk.power_loss(PowerLoss::clean, 1);
@@ -61,6 +61,7 @@ TEST(DurableImages, CommitsSurviveReopen) {
   EXPECT_EQ(images[0].base, 7u);  // a delta's base is kept with it
   EXPECT_EQ(images[1].bytes, bytes_of(2, 5000));
   EXPECT_EQ(images[1].base, 0u);
+  EXPECT_EQ(images[1].epoch, 3u);  // and a group member's epoch
   EXPECT_GT(disk.stats().syncs, 0u);
 }
 
@@ -83,7 +84,7 @@ RC_GTEST_PROP(DurableImages, AcknowledgedBatchesSurvivePowerLossAtAnyWrite, ()) 
     for (std::size_t b = 0; b < batches.size(); ++b) {
       DurableImages::Batch batch;
       for (std::size_t i = 0; i < batches[b].size(); ++i)
-        batch.puts.push_back({"slot" + std::to_string(i), b + 1, bytes_of(b * 100 + i, batches[b][i]), 0});
+        batch.puts.push_back({"slot" + std::to_string(i), b + 1, bytes_of(b * 100 + i, batches[b][i]), 0, 0});
       RC_ASSERT(!db->commit(batch).has_value());
       if (!disk.crashed()) acknowledged = b + 1;
     }
