@@ -42,6 +42,9 @@ std::string token_entry(const std::string& what) { return ".token:" + what; }
 std::string grant_entry(const std::string& name) { return ".grant:" + name; }
 std::string console_input_entry(const std::string& name) { return ".console_in:" + name; }
 const std::string group_epoch_entry = ".group_epoch";
+// The snapshot of a state up to this size (encoded) is kept for the next
+// checkpoint to write over; a larger one is freed after its checkpoint.
+constexpr std::size_t scratch_bytes_max = 64 << 10;
 
 PersistStatus fail(PersistError e, std::string what) { return {e, std::move(what)}; }
 
@@ -396,23 +399,34 @@ PersistStatus Persistent::ensure_token(Cap<Endpoint> session, TokenRecord& token
 
 Image Persistent::snapshot() {
   Image image;
+  snapshot_into(image);
+  return image;
+}
+
+void Persistent::snapshot_into(Image& image) {
   image.program = options_.program;
   image.program_version = options_.version;
   image.sequence = sequence_ + 1;
-  image.entries.reserve(bindings_.size() + files_.size() * 2 + consoles_.size() + kvs_.size() + grants_.size() + 1);
-  for (const Binding& b : bindings_) {
-    Entry e;
-    e.kind = b.kind;
-    e.name = b.name;
-    b.save(e);
-    image.entries.push_back(std::move(e));
-  }
-  auto add = [&image](EntryKind kind, std::string name) -> Entry& {
-    Entry& e = image.entries.emplace_back();
+  image.base_sequence = 0;
+  image.removed.clear();
+  // Entries are overwritten in place, every field of each (what its kind
+  // does not use cleared): a checkpoint of the same declarations reuses the
+  // strings and vectors of the last one instead of allocating them again.
+  std::size_t n = 0;
+  auto add = [&image, &n](EntryKind kind, std::string_view name) -> Entry& {
+    if (n == image.entries.size()) image.entries.emplace_back();
+    Entry& e = image.entries[n++];
     e.kind = kind;
-    e.name = std::move(name);
+    e.name.assign(name);
+    e.number = 0;
+    e.bytes.clear();
+    e.numbers.clear();
+    e.strings.clear();
+    if (!e.file.via.empty() || !e.file.path.empty() || e.file.mode != 0 || e.file.offset != 0) e.file = {};
+    e.token = {};
     return e;
   };
+  for (const Binding& b : bindings_) b.save(add(b.kind, b.name));
   for (const auto& [name, cap] : grants_) add(EntryKind::grant, grant_entry(name));
   auto token = [&add](const std::string& what, const TokenRecord& t) {
     if (t.token != 0) add(EntryKind::token, token_entry(what)).token = t;
@@ -429,7 +443,7 @@ Image Persistent::snapshot() {
   const std::array<std::uint64_t, 4> state = rng_.state();
   add(EntryKind::random, random_entry).numbers.assign(state.begin(), state.end());
   if (options_.group) add(EntryKind::u64, group_epoch_entry).number = group_epoch_ + 1;
-  return image;
+  image.entries.resize(n);
 }
 
 PersistStatus Persistent::checkpoint(std::uint64_t* version) {
@@ -451,7 +465,8 @@ PersistStatus Persistent::checkpoint(std::uint64_t* version) {
     if (!o) return fail(PersistError::session_refused, "console '" + c->name_ + "': tell input: " + o.describe());
     c->input_at_ = at;  // for snapshot(); cleared below
   }
-  Image state = snapshot();
+  Image& state = scratch_;
+  snapshot_into(state);
   for (auto& c : consoles_) c->input_at_.reset();
   std::uint64_t base = encode_next(state);
   std::uint64_t v = 0;
@@ -487,7 +502,7 @@ PersistStatus Persistent::checkpoint(std::uint64_t* version) {
     return fail(PersistError::no_store, "checkpoint store: " + o.describe());
   }
   ++sequence_;
-  written(std::move(state), v, base);
+  written(state, v, base);
   if (version != nullptr) *version = v;
   return {};
 }
@@ -501,14 +516,21 @@ std::uint64_t Persistent::encode_next(const Image& state) {
   return 0;
 }
 
-void Persistent::written(Image&& state, std::uint64_t v, std::uint64_t base) {
+void Persistent::written(Image& state, std::uint64_t v, std::uint64_t base) {
   if (base != 0) {
     ++deltas_on_base_;
     ++deltas_written_;
     return;
   }
-  if (!incremental()) return;
-  base_ = std::move(state);
+  if (!incremental()) {
+    // A large state is not kept twice (its encoding is kept already, in
+    // buffer_): only a small one's room is worth reusing.
+    if (buffer_.size() > scratch_bytes_max) state = Image();
+    return;
+  }
+  // The state becomes the base; the old base's room is the next snapshot's.
+  if (!base_) base_.emplace();
+  std::swap(*base_, state);
   base_version_ = v;
   base_bytes_ = buffer_.size();
   deltas_on_base_ = 0;

@@ -265,8 +265,12 @@ class Persistent {
   // Encodes `state` into buffer_, as a delta on base_ if the policy allows;
   // returns the base's version if it is a delta, else 0.
   std::uint64_t encode_next(const Image& state);
-  // After `state` was written as version `v` (a delta if `base` is not 0).
-  void written(Image&& state, std::uint64_t v, std::uint64_t base);
+  // After `state` was written as version `v` (a delta if `base` is not 0);
+  // a whole image becomes the base (swapped with it).
+  void written(Image& state, std::uint64_t v, std::uint64_t base);
+  // The image of the declared state, into `image` (its entries reused).
+  void snapshot_into(Image& image);
+  Image scratch_;  // the last checkpoint's snapshot, reused
 };
 
 }  // namespace persim::persist
