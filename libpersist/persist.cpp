@@ -214,6 +214,11 @@ PersistStatus Persistent::restore(Restored* restored) {
   std::vector<std::byte> bytes;
   auto read = [&](const servers::CkptKept& k, const std::string& label, Image* out, PersistStatus* error) {
     if (const Outcome o = store_.read(sys_, k.version, k.size, &bytes); !o) {
+      if (o.service == ServiceError::not_found) {
+        // Erased since it was listed (another group member took the group back).
+        found.passed_over.push_back(label + ": no longer kept");
+        return false;
+      }
       *error = fail(PersistError::no_store, "checkpoint store: reading version " + std::to_string(k.version) + ": " +
                                                 o.describe());
       return false;
@@ -243,13 +248,16 @@ PersistStatus Persistent::restore(Restored* restored) {
     return why;
   };
   auto roll_back = [&](std::uint64_t to, const std::string& from_what) {
-    const Outcome o = store_.group_rollback(sys_, committed, to);
-    if (!o && o.service != ServiceError::conflict)  // conflict: another member rolled it back first
-      return fail(PersistError::no_store, "checkpoint store: group rollback: " + o.describe());
+    std::uint64_t went_to = 0;
+    const Outcome o = store_.group_rollback(sys_, committed, to, &went_to);
+    const std::string what = "group epoch " + std::to_string(committed) + ": this member has no valid image of it" +
+                             (found.passed_over.empty() ? "" : " (" + damage() + ")");
+    if (o.service == ServiceError::conflict)  // another member took the group back first
+      return fail(PersistError::group_rolled_back, what + "; another member took the group back first; it restarts");
+    if (!o) return fail(PersistError::no_store, "checkpoint store: group rollback: " + o.describe());
     return fail(PersistError::group_rolled_back,
-                "group epoch " + std::to_string(committed) + ": this member has no valid image of it" +
-                    (found.passed_over.empty() ? "" : " (" + damage() + ")") + "; the group goes back to epoch " +
-                    std::to_string(to) + from_what + " and restarts");
+                what + "; the group goes back to epoch " + std::to_string(went_to) +
+                    (went_to == to ? from_what : " (the newest every member has)") + " and restarts");
   };
   bool loaded = false;
   for (auto it = versions.rbegin(); it != versions.rend() && !loaded; ++it) {
@@ -485,9 +493,8 @@ PersistStatus Persistent::checkpoint(std::uint64_t* version) {
       o = send();
     }
   }
-  // not_found: the base is not kept. (A group's prepare answers conflict for
-  // a wrong epoch before it looks at the base; a base libpersist names is
-  // always whole, so conflict never means the base here.)
+  // not_found: the base is not kept. (A base libpersist names is always
+  // whole, so conflict never means the base; group members write no deltas.)
   if (base != 0 && o.service == ServiceError::not_found) {
     base_.reset();
     base = encode_next(state);
@@ -496,6 +503,9 @@ PersistStatus Persistent::checkpoint(std::uint64_t* version) {
   if (options_.group) {
     if (o.service == ServiceError::failed)
       return fail(PersistError::group_aborted, "group epoch " + std::to_string(group_epoch_ + 1) + " aborted");
+    if (o.service == ServiceError::conflict)  // the group's committed epoch moved back under this member
+      return fail(PersistError::group_rolled_back,
+                  "group epoch " + std::to_string(group_epoch_ + 1) + ": the group went back an epoch; it restarts");
     if (!o) return fail(PersistError::no_store, "checkpoint store: prepare: " + o.describe());
     ++group_epoch_;
   } else if (!o) {

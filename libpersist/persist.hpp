@@ -56,7 +56,8 @@ struct Options {
   // whole and those between are deltas: only the entries that changed since
   // the last whole image, which the store keeps as their base. A delta larger
   // than delta_percent_max percent of that whole image is written whole
-  // instead (and starts the count again). 0 or 1: every image is whole.
+  // instead (and starts the count again). 0 or 1: every image is whole. A
+  // group member writes whole images whatever this says (see group).
   std::uint32_t full_every = 0;
   std::uint32_t delta_percent_max = 50;
 };
@@ -261,7 +262,9 @@ class Persistent {
   std::uint64_t base_bytes_ = 0;
   std::uint64_t deltas_on_base_ = 0;
   std::uint64_t deltas_written_ = 0;
-  bool incremental() const { return options_.full_every > 1; }
+  // A group member writes whole images only: every member then keeps its
+  // images of the same two newest epochs, which a group rollback needs.
+  bool incremental() const { return options_.full_every > 1 && !options_.group; }
   // Encodes `state` into buffer_, as a delta on base_ if the policy allows;
   // returns the base's version if it is a delta, else 0.
   std::uint64_t encode_next(const Image& state);

@@ -88,7 +88,9 @@ kernel::Entry counter(const ProgramKind& kind, const Params& params, std::string
   const Effects effects = a.effects("effects");
   const std::uint32_t full_every = a.full_every();
   const std::uint64_t cold_bytes = a.number("cold_bytes");
-  if (cold_bytes > (16u << 20)) *error = "params.cold_bytes: at most 16 MiB";
+  // The slot's default quota (4 MiB) holds up to four images (two whole
+  // ones and two deltas): an image must fit a quarter of it, with room.
+  if (cold_bytes > (1u << 20)) *error = "params.cold_bytes: at most 1048576 (1 MiB: four images must fit the slot's 4 MiB quota)";
   if (!a.ok()) return {};
   return [=](Sys& sys) {
     Persistent p(sys, {.program = "counter", .effects = effects, .full_every = full_every});
@@ -232,10 +234,9 @@ kernel::Entry forger(const ProgramKind& kind, const Params& params, std::string*
 kernel::Entry ledger(const ProgramKind& kind, const Params& params, std::string* error) {
   Args a(kind, params, error);
   const std::uint64_t every = a.number("every");
-  const std::uint32_t full_every = a.full_every();
   if (!a.ok()) return {};
   return [=](Sys& sys) {
-    Persistent p(sys, {.program = "ledger", .group = true, .full_every = full_every});
+    Persistent p(sys, {.program = "ledger", .group = true});
     std::uint64_t alice = 100, bob = 100, transfers = 0;
     p.field("alice", alice);
     p.field("bob", bob);
@@ -282,14 +283,13 @@ kernel::Entry ledger(const ProgramKind& kind, const Params& params, std::string*
 kernel::Entry teller(const ProgramKind& kind, const Params& params, std::string* error) {
   Args a(kind, params, error);
   const std::uint64_t transfers = a.number("transfers"), every = a.number("every"), step_ns = a.number("step_ns");
-  const std::uint32_t full_every = a.full_every();
   if (!a.ok()) return {};
   if (every == 0 || transfers % every != 0) {
     *error = "params.every: must divide params.transfers (the last transfer ends with a group checkpoint)";
     return {};
   }
   return [=](Sys& sys) {
-    Persistent p(sys, {.program = "teller", .group = true, .full_every = full_every});
+    Persistent p(sys, {.program = "teller", .group = true});
     std::uint64_t done = 0;
     p.field("done", done);
     persist::Console& out = p.console("console");
@@ -353,7 +353,7 @@ std::vector<ProgramKind> make_programs() {
                  "checkpoints as a group member (its manifest needs group = ...)",
        {"ckpt"},
        {"ckpt"},
-       {{"every", "2", "checkpoint (with its group) after every this many transfers"}, full_every},
+       {{"every", "2", "checkpoint (with its group) after every this many transfers"}},
        "every",
        {}},
       {"teller", "asks the ledger for random transfers and prints each with the total; checkpoints with the ledger's group",
@@ -361,8 +361,7 @@ std::vector<ProgramKind> make_programs() {
        {"ledger", "console", "ckpt"},
        {{"transfers", "10", "how many transfers (a multiple of every)"},
         {"every", "2", "checkpoint (with its group) after every this many transfers"},
-        {"step_ns", "1000000", "virtual time between transfers"},
-        full_every},
+        {"step_ns", "1000000", "virtual time between transfers"}},
        "every",
        {}},
       {"logger", "appends line 1..lines to its log file, checkpointing every `every` lines",

@@ -359,10 +359,21 @@ std::optional<std::string> check_overridden(const Scenario& s) {
       if (spec.name == kind.group_cadence) value = spec.default_value;
     if (given != m.params.end()) value = given->second;
     const auto [it, first] = cadence.try_emplace(m.group, value, m.instance);
-    if (!first && it->second.first != value)
-      return "program." + m.instance + ".params." + kind.group_cadence + ": group \"" + m.group +
-             "\" checkpoints every " + it->second.first + " (as '" + it->second.second + "' does); '" + m.instance +
-             "' would checkpoint every " + value + " and its group would wait for ever (set both)";
+    // Compared as numbers ("02" is 2); the programs have checked they are numbers.
+    auto number = [](const std::string& v) { return v.empty() ? 0 : std::stoull(v); };
+    if (!first && number(it->second.first) != number(value)) {
+      // Named by the instance whose cadence an override set, if one did.
+      const std::string key = kind.group_cadence;
+      auto overridden = [&](const std::string& instance) {
+        return std::any_of(s.overrides.begin(), s.overrides.end(), [&](const std::string& o) {
+          return o.starts_with("program." + instance + ".params." + key + "=");
+        });
+      };
+      const std::string named = overridden(m.instance) ? m.instance : it->second.second;
+      return "program." + named + ".params." + key + ": group \"" + m.group + "\": '" + it->second.second +
+             "' would checkpoint every " + it->second.first + " and '" + m.instance + "' every " + value +
+             "; its members need one cadence, or the group waits for ever (set both)";
+    }
   }
   return std::nullopt;
 }

@@ -285,7 +285,7 @@ class CkptStore {
         const std::uint64_t to = in.u64();
         if (!in.done()) return ServiceError::malformed;
         if (s->group.empty()) return ServiceError::wrong_session;
-        return rollback(s->group, from, to);
+        return rollback(s->group, from, to, reply);
       }
       case CkptOp::open: return ServiceError::wrong_session;
     }
@@ -502,6 +502,8 @@ class CkptStore {
     if (ok) {
       group.committed_epoch = epoch.second;
       ++host_.group_commits;
+    } else {
+      ++host_.group_aborts;  // the backend refused: the members are told the epoch failed
     }
     answer_all(batch, ok);
   }
@@ -511,17 +513,34 @@ class CkptStore {
   // one transaction, and an epoch in progress is aborted. Epochs after `to`
   // are then prepared afresh (their numbers reused: no image of the old ones
   // is left).
-  ServiceError rollback(const std::string& name, std::uint64_t from, std::uint64_t to) {
+  ServiceError rollback(const std::string& name, std::uint64_t from, std::uint64_t to, Message& reply) {
     CkptGroup& group = host_.groups[name];
     if (from != group.committed_epoch || to >= from) return ServiceError::conflict;
+    // No further back than asked, and to an epoch every member keeps an image
+    // of: the newest such at most `to` (0, a fresh start, if there is none).
+    std::set<std::uint64_t> common;
+    bool first = true;
+    for (const std::string& member : group.members) {
+      std::set<std::uint64_t> has;
+      for (const auto& [version, epoch] : state_.slots[member].epochs)
+        if (epoch <= to && (first || common.contains(epoch))) has.insert(epoch);
+      common = std::move(has);
+      first = false;
+    }
+    to = common.empty() ? 0 : *common.rbegin();
     abort_group(name);
     DurableImages::Batch& batch = batch_;
     batch.puts.clear();
     batch.erases.clear();
     batch.epochs.assign(1, {name, to});
-    for (const std::string& member : group.members)
-      for (const auto& [version, epoch] : state_.slots[member].epochs)
-        if (epoch > to) batch.erases.emplace_back(member, version);
+    // Every member's images of later epochs go, and any of an epoch not known
+    // (0: a database from before epochs were recorded).
+    for (const std::string& member : group.members) {
+      const CkptSlot& slot = state_.slots[member];
+      for (const auto& [version, image] : slot.images)
+        if (const std::uint64_t epoch = slot.epoch_of(version); epoch == 0 || epoch > to)
+          batch.erases.emplace_back(member, version);
+    }
     if (const std::optional<std::string> e = storage_.commit(batch)) {
       host_.failure = *e;
       return ServiceError::failed;
@@ -530,6 +549,7 @@ class CkptStore {
     for (const auto& [member, version] : batch.erases) drop(member, version);
     group.committed_epoch = to;
     ++host_.group_rollbacks;
+    wire::Writer(reply).u64(to);
     return ServiceError::ok;
   }
 
@@ -783,10 +803,12 @@ Outcome CkptClient::prepare(Sys& sys, std::span<const std::byte> image, std::uin
   return o;
 }
 
-Outcome CkptClient::group_rollback(Sys& sys, std::uint64_t from, std::uint64_t to) const {
+Outcome CkptClient::group_rollback(Sys& sys, std::uint64_t from, std::uint64_t to, std::uint64_t* went_to) const {
   Message request = wire::request(CkptOp::group_rollback), reply{};
   wire::Writer(request).u64(from).u64(to);
-  return call(sys, session_, request, reply);
+  const Outcome o = call(sys, session_, request, reply);
+  if (o && went_to != nullptr) *went_to = wire::Reader(reply).u64();
+  return o;
 }
 
 Outcome CkptClient::group_epoch(Sys& sys, std::uint64_t* epoch) const {

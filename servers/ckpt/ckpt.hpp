@@ -54,10 +54,12 @@ enum class CkptOp : std::uint64_t {
                // progress), a delta on `base` as with begin
   fetch = 11,  // u64 version, u64 offset; caps[0] buffer (send) -> u64 n: that
                // many bytes of the image from `offset` now start the buffer
-  group_rollback = 12,  // group members: u64 from, u64 to: the group's committed
-                        // epoch goes back from `from` (conflict unless it is
-                        // the committed one, or if to >= from) to `to`; every
-                        // member's images of later epochs are erased with it
+  group_rollback = 12,  // group members: u64 from, u64 to -> u64 epoch: the group's
+                        // committed epoch goes back from `from` (conflict unless
+                        // it is the committed one, or if to >= from) to the
+                        // newest epoch at most `to` of which every member keeps
+                        // an image (0 if none); every member's images of later
+                        // epochs are erased with it
 };
 
 // Group checkpoints: the slots opened with the same group name commit
@@ -188,10 +190,11 @@ class CkptClient {
   Outcome prepare(kernel::Sys& sys, std::span<const std::byte> image, std::uint64_t epoch, std::uint64_t* version,
                   std::uint64_t base = 0);
   Outcome group_epoch(kernel::Sys& sys, std::uint64_t* epoch) const;
-  // Takes the group back from its committed epoch `from` to `to` (see
-  // CkptOp::group_rollback): what a member does when its image of `from` is
-  // damaged and its newest valid one is of epoch `to`.
-  Outcome group_rollback(kernel::Sys& sys, std::uint64_t from, std::uint64_t to) const;
+  // Takes the group back from its committed epoch `from` to at most `to` (see
+  // CkptOp::group_rollback; `*went_to` is the epoch it went back to): what a
+  // member does when its image of `from` is damaged and its newest valid one
+  // is of epoch `to`.
+  Outcome group_rollback(kernel::Sys& sys, std::uint64_t from, std::uint64_t to, std::uint64_t* went_to) const;
 
  private:
   Outcome stage(kernel::Sys& sys, std::span<const std::byte> image, std::uint64_t base);
