@@ -271,6 +271,56 @@ TEST(GroupCheckpoint, ADamagedImageTakesTheWholeGroupBack) {
   }
 }
 
+// Property: a rollback goes no further back than asked, to the newest epoch
+// of which every member keeps an image: here the sender's image of epoch 4 is
+// damaged (its newest usable one is of epoch 3), but the receiver's image of
+// epoch 3 is gone, so the group goes back to 0 and starts fresh, and runs to
+// the end consistently.
+TEST(GroupCheckpoint, ARollbackGoesToAnEpochEveryMemberKeeps) {
+  const Pair s{12, 3, true};
+  Observed seen;
+  System system(system_config());
+  system.add_standard_servers();
+  add_pair(system, s, seen);
+  ASSERT_TRUE(system.boot().ok());
+  system.node().run({.until_ns = 100'000'000});
+  ASSERT_EQ(system.ckpt().groups["pair"].committed_epoch, 4u);
+  servers::TrustedStore& store = system.ckpt().store;
+  auto key = [](std::string_view prefix, std::string_view slot, std::uint64_t version) {
+    char digits[17];
+    std::snprintf(digits, sizeof digits, "%016llx", static_cast<unsigned long long>(version));
+    return std::string(prefix) + std::string(slot) + std::string(1, '\0') + digits;
+  };
+  // Each slot keeps versions 3 and 4 (epochs 3 and 4).
+  ASSERT_NE(store.get(key("ckpt:", "sender", 4)), nullptr);
+  ASSERT_NE(store.get(key("ckpt:", "receiver", 3)), nullptr);
+  servers::TrustedStore::Bytes damaged = *store.get(key("ckpt:", "sender", 4));
+  damaged[24] ^= std::byte{1};
+  store.put(key("ckpt:", "sender", 4), damaged);
+  store.erase(key("ckpt:", "receiver", 3));
+  store.erase(key("ckpt-meta:", "receiver", 3));
+  ASSERT_TRUE(system.node().kill(*system.process_of("ckpt")).ok());  // it rereads its storage
+  // Both finished: start them again as after a crash of the node's programs.
+  ASSERT_TRUE(system.power_loss(servers::PowerLoss::clean, 1).ok());
+  seen.sent_at_epoch.clear();
+  seen.received_at_epoch.clear();
+  system.node().run({.until_ns = system.node().now_ns() + 100'000'000});
+  EXPECT_EQ(system.ckpt().group_rollbacks, 1u);
+  EXPECT_EQ(seen.restore_error,
+            "group_rolled_back: group epoch 4: this member has no valid image of it (version 4: byte 24: checksum "
+            "mismatch (corrupt)); the group goes back to epoch 0 (the newest every member has) and restarts");
+  EXPECT_EQ(seen.sent_at_epoch.count(0), 1u);
+  EXPECT_EQ(seen.received_at_epoch.count(0), 1u);
+  for (const auto& [e, received] : seen.received_at_epoch) {
+    const auto sent = seen.sent_at_epoch.find(e);
+    if (sent != seen.sent_at_epoch.end()) {
+      EXPECT_LE(received, sent->second) << "epoch " << e;
+    }
+  }
+  EXPECT_EQ(seen.sent, s.messages);
+  EXPECT_EQ(seen.received, s.messages);
+}
+
 // Property: the checkpoint store crashing while a group checkpoints (some
 // members prepared, or none) costs the members nothing: each asks the
 // supervisor for the restarted store and prepares again, and the pair runs
