@@ -72,6 +72,15 @@ void restore_or_crash(Persistent& p) {
     throw std::runtime_error(std::string("restore: ") + persist::to_string(s.error) + ": " + s.what);
 }
 
+// A kernel result the program cannot go on without (a grant whose server died
+// just after the start is severed, say): a crash, as above, never an abort of
+// the simulator.
+template <class T>
+T or_crash(kernel::Result<T> r, const char* what) {
+  if (!r) throw std::runtime_error(std::string(what) + ": " + std::string(kernel::to_string(r.error())));
+  return *r;
+}
+
 // A group member whose checkpoint failed (the epoch aborted: another member
 // died) crashes, so its restart policy restarts it from the group's last
 // epoch; returning would end it for good.
@@ -242,7 +251,7 @@ kernel::Entry ledger(const ProgramKind& kind, const Params& params, std::string*
     p.field("bob", bob);
     p.field("transfers", transfers);
     restore_or_crash(p);
-    const Cap<Endpoint> ep = sys.endpoint_create().value();
+    const Cap<Endpoint> ep = or_crash(sys.endpoint_create(), "endpoint_create");
     servers::Sessions<servers::FsSession> sessions;
     if (!servers::announce(sys, "ledger", ep)) return;
     for (;;) {
@@ -294,7 +303,7 @@ kernel::Entry teller(const ProgramKind& kind, const Params& params, std::string*
     p.field("done", done);
     persist::Console& out = p.console("console");
     restore_or_crash(p);
-    const Cap<Endpoint> ledger_cap = sys.granted<Endpoint>("ledger").value();
+    const Cap<Endpoint> ledger_cap = or_crash(sys.granted<Endpoint>("ledger"), "grant 'ledger'");
     while (done < transfers) {
       kernel::Message request{}, reply{};
       request.label = 1;
