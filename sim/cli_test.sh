@@ -84,6 +84,17 @@ expect_status 1 "inspect store database" "$persim" inspect "$work/store.db"
 grep -q "store.db: slot app version 1: byte 0: truncated header" "$work/err" || fail "inspect db message: $(cat "$work/err")"
 [ "$(sha256sum "$work/store.db")" = "$before" ] || fail "inspect changed the database it read"
 [ ! -e "$work/store.db-wal" ] || fail "inspect created a write-ahead log beside the database"
+# ... and each image's line says what the store knows of it: a delta's base, a group epoch.
+python3 - "$work/store2.db" <<'PY'
+import sqlite3, sys
+db = sqlite3.connect(sys.argv[1])
+db.execute("CREATE TABLE images (slot TEXT NOT NULL, version INTEGER NOT NULL, bytes BLOB NOT NULL, base INTEGER NOT NULL DEFAULT 0, epoch INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (slot, version))")
+db.execute("INSERT INTO images VALUES ('app', 2, x'00', 1, 3)")
+db.commit()
+db.close()
+PY
+"$persim" inspect "$work/store2.db" >"$work/out" 2>"$work/err" || true
+grep -qx "# slot app version 2 (1 bytes, a delta on version 1, group epoch 3)" "$work/out" || fail "inspect db line: $(cat "$work/out")"
 
 # inspect: a bad file is named with what is wrong.
 printf 'not an image' >"$work/x.img"

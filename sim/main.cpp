@@ -258,8 +258,11 @@ int cmd_inspect(const std::string& path) {
     }
     int status = exit_ok;
     for (const servers::StoredImage& img : std::get<std::vector<servers::StoredImage>>(loaded)) {
-      std::printf("# slot %s version %llu (%zu bytes)\n", img.slot.c_str(), static_cast<unsigned long long>(img.version),
-                  img.bytes.size());
+      std::string about;  // a delta's base, a group member's epoch
+      if (img.base != 0) about += ", a delta on version " + std::to_string(img.base);
+      if (img.epoch != 0) about += ", group epoch " + std::to_string(img.epoch);
+      std::printf("# slot %s version %llu (%zu bytes%s)\n", img.slot.c_str(),
+                  static_cast<unsigned long long>(img.version), img.bytes.size(), about.c_str());
       if (inspect_image(img.bytes, path + ": slot " + img.slot + " version " + std::to_string(img.version)) != exit_ok)
         status = exit_failed;
     }
