@@ -7,6 +7,9 @@
 #include <set>
 #include <stdexcept>
 
+#include <rapidcheck.h>
+#include <rapidcheck/gtest.h>
+
 #include "support/system_harness.hpp"
 
 namespace persim::servers {
@@ -141,6 +144,87 @@ TEST(Supervisor, RestartRegrantsExactlyTheManifestAndLogsTheSevered) {
     EXPECT_EQ(got, "one");
   }));
   EXPECT_TRUE(node.check_invariants().empty());
+}
+
+// Property (invariant 3, authority after restart), over random manifests and
+// random histories: whatever a program obtained by its own requests (objects
+// it made, capabilities it derived, file sessions it opened), and however it
+// died (crashed, or killed from outside), each restarted incarnation holds
+// exactly its manifest's grants, by name, and the supervisor's; while it runs,
+// exactly those plus what it obtained since it started.
+RC_GTEST_PROP(Supervisor, AuthorityAfterAnyRestartIsExactlyTheManifest, ()) {
+  static const std::vector<G> pool = {{"console", "console", ""},
+                                      {"data", "fs:/data/", "rwcd"},
+                                      {"ro", "fs:/data/", "rd"},
+                                      {"kv", "kv:accounts", ""},
+                                      {"ckpt", "ckpt", ""}};
+  const auto mask = *rc::gen::inRange(1, 1 << static_cast<int>(pool.size()));
+  // 0 make an endpoint, 1 a notification, 2 derive a grant, 3 open a file
+  // through "data" (if granted), 4 crash, 5 be killed from outside.
+  const auto steps = *rc::gen::resize(20, rc::gen::nonEmpty(rc::gen::container<std::vector<int>>(rc::gen::inRange(0, 6))));
+  Manifest m;
+  m.instance = m.program = "worker";
+  m.restart = RestartPolicy::always;
+  m.backoff_ns_initial = 1'000;
+  std::set<std::string> names = {"supervisor"};
+  for (std::size_t i = 0; i < pool.size(); ++i) {
+    if ((mask & (1 << i)) == 0) continue;
+    m.grants.push_back(parse_grant(pool[i].name, pool[i].source, pool[i].mode).value());
+    names.insert(pool[i].name);
+  }
+  const bool has_data = (mask & 2) != 0;
+  System system(system_config());
+  system.add_standard_servers();
+  DrivenProgram worker;
+  RC_ASSERT(system.add_program("worker", worker.entry()).ok());
+  system.add(m);
+  RC_ASSERT(system.boot().ok());
+  RC_ASSERT(run_until(system, [&] { return worker.incarnations() == 1; }));
+  kernel::Node& node = system.node();
+  auto grant_names = [&](ProcessId p) {
+    std::set<std::string> out;
+    for (const kernel::NamedGrant& g : node.grants(p)) out.insert(g.name);
+    return out;
+  };
+  std::size_t obtained = 0;
+  for (const int step : steps) {
+    if (step == 4 || step == 5) {
+      const int before = worker.incarnations();
+      if (step == 4) {
+        RC_ASSERT(!worker.run(system, [](Sys&) { throw std::runtime_error("crash"); }, 100'000));
+      } else {
+        RC_ASSERT(node.kill(*system.process_of("worker")).ok());
+      }
+      RC_ASSERT(run_until(system, [&] { return worker.incarnations() == before + 1; }));
+      const ProcessId p = *system.process_of("worker");
+      RC_ASSERT(raw(node.handles(p)) == granted_handles(node, p));
+      RC_ASSERT(grant_names(p) == names);
+      obtained = 0;
+      continue;
+    }
+    bool got = false;
+    RC_ASSERT(worker.run(system, [&](Sys& sys) {
+      switch (step) {
+        case 0: got = sys.endpoint_create().ok(); break;
+        case 1: got = sys.notification_create().ok(); break;
+        case 2:  // every incarnation is granted "supervisor"
+          if (const auto g = sys.granted<Endpoint>("supervisor")) got = sys.derive(*g, kernel::Rights::send()).ok();
+          break;
+        default:
+          if (has_data) {
+            FsClient file;
+            got = FsClient(sys.granted<Endpoint>("data").value())
+                      .open(sys, "f" + std::to_string(obtained), fs_mode::write | fs_mode::create, &file)
+                      .ok();
+          }
+          break;
+      }
+    }));
+    obtained += got ? 1 : 0;
+    const ProcessId p = *system.process_of("worker");
+    RC_ASSERT(node.handles(p).size() == granted_handles(node, p).size() + obtained);
+  }
+  RC_ASSERT(node.check_invariants().empty());
 }
 
 // Property: restart policies: never leaves a dead program dead; on_failure
