@@ -2,6 +2,8 @@
 // restarted, continues where its last checkpoint left it; its effects since
 // then happen again (at least once) or not (exactly once).
 #include <gtest/gtest.h>
+#include <rapidcheck.h>
+#include <rapidcheck/gtest.h>
 
 #include <array>
 #include <memory>
@@ -123,6 +125,50 @@ TEST_P(PersistKilled, AtEveryKernelCallResumesExactlyOnce) {
     EXPECT_EQ(run.output, uninterrupted()) << "killed at kernel call " << k;
   }
   EXPECT_GT(kills, 20);
+}
+
+// Property (invariant 5 beyond the first incarnation): the counter killed at
+// a random kernel call of its first and of its second incarnation, and one of
+// its servers (console or checkpoint store) killed at a random time as well:
+// exactly once, the output is the uninterrupted one; at least once, every
+// count appears, first in order, and nothing is skipped (a line may come
+// again: re-done since a checkpoint, or re-sent to a console that died before
+// acknowledging it).
+RC_GTEST_PROP(Persist, LaterIncarnationsAndServersKilledKeepTheOutput, ()) {
+  const Effects effects = *rc::gen::element(Effects::at_least_once, Effects::exactly_once);
+  const auto full_every = *rc::gen::element(0u, 2u);
+  const auto first_kill = *rc::gen::inRange<std::uint64_t>(1, 80);
+  const auto second_kill = *rc::gen::inRange<std::uint64_t>(1, 80);
+  const std::string server = *rc::gen::element(std::string(), std::string("console"), std::string("ckpt"));
+  const auto server_kill_us = *rc::gen::inRange<std::uint64_t>(1, 12'000);
+  System system(system_config());
+  system.add_standard_servers();
+  RC_ASSERT(system.add_program("counter", counter(effects, full_every)).ok());
+  Manifest m = manifest("counter", "counter", {{"console", "console", ""}, {"ckpt", "ckpt", ""}}, RestartPolicy::on_failure);
+  m.backoff_ns_initial = 1'000;
+  system.add(m);
+  system.node().kill_at_call("counter#1", first_kill);
+  system.node().kill_at_call("counter#2", second_kill);
+  bool server_killed = false;
+  if (!server.empty())
+    system.node().at(server_kill_us * 1'000, [&](kernel::Node& node) {
+      if (const auto p = system.process_of(server)) server_killed = node.kill(*p).ok();
+    });
+  RC_ASSERT(system.boot().ok());
+  RC_ASSERT(system.node().run({.until_ns = 1'000'000'000}) == kernel::RunOutcome::quiescent);
+  RC_ASSERT(system.node().check_invariants().empty());
+  RC_TAG(system.node().kills_at_call_fired(), server_killed ? "server " + server + " killed" : "no server killed");
+  const std::string output = system.console().output["counter"];
+  if (effects == Effects::exactly_once) {
+    RC_ASSERT(output == uninterrupted());
+    return;
+  }
+  int highest = 0;
+  for (const int c : counts(output)) {
+    RC_ASSERT(c <= highest + 1);  // nothing skipped
+    highest = std::max(highest, c);
+  }
+  RC_ASSERT(highest == steps);
 }
 
 // A program driven from the test, with the Persistent it restores.
