@@ -46,13 +46,20 @@ struct CounterRun {
   std::size_t restarts = 0;
 };
 
-CounterRun run_counter(Effects effects, std::uint64_t kill_at, std::uint32_t full_every) {
-  System system(system_config());
+// The standard servers and the counter under its manifest (console, ckpt;
+// restarted on failure after 1 us).
+bool add_counter(System& system, Effects effects, std::uint32_t full_every) {
   system.add_standard_servers();
-  EXPECT_TRUE(system.add_program("counter", counter(effects, full_every)).ok());
+  if (!system.add_program("counter", counter(effects, full_every)).ok()) return false;
   Manifest m = manifest("counter", "counter", {{"console", "console", ""}, {"ckpt", "ckpt", ""}}, RestartPolicy::on_failure);
   m.backoff_ns_initial = 1'000;
   system.add(m);
+  return true;
+}
+
+CounterRun run_counter(Effects effects, std::uint64_t kill_at, std::uint32_t full_every) {
+  System system(system_config());
+  EXPECT_TRUE(add_counter(system, effects, full_every));
   if (kill_at != 0) system.node().kill_at_call("counter#1", kill_at);
   EXPECT_TRUE(system.boot().ok());
   EXPECT_EQ(system.node().run({.until_ns = 1'000'000'000}), kernel::RunOutcome::quiescent);
@@ -142,11 +149,7 @@ RC_GTEST_PROP(Persist, LaterIncarnationsAndServersKilledKeepTheOutput, ()) {
   const std::string server = *rc::gen::element(std::string(), std::string("console"), std::string("ckpt"));
   const auto server_kill_us = *rc::gen::inRange<std::uint64_t>(1, 12'000);
   System system(system_config());
-  system.add_standard_servers();
-  RC_ASSERT(system.add_program("counter", counter(effects, full_every)).ok());
-  Manifest m = manifest("counter", "counter", {{"console", "console", ""}, {"ckpt", "ckpt", ""}}, RestartPolicy::on_failure);
-  m.backoff_ns_initial = 1'000;
-  system.add(m);
+  RC_ASSERT(add_counter(system, effects, full_every));
   system.node().kill_at_call("counter#1", first_kill);
   system.node().kill_at_call("counter#2", second_kill);
   bool server_killed = false;
