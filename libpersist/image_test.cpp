@@ -118,9 +118,10 @@ RC_GTEST_PROP(Image, EveryTruncationAndBitFlipIsRefused, ()) {
 
 // Property: a delta holds exactly the entries that are new or differ and the
 // names that went; it round-trips; applied to its base it is the state.
-RC_GTEST_PROP(Image, DeltaOnItsBaseIsTheState, ()) {
+// `make_delta` is delta_of, or a broken variant of it.
+void check_delta(Image (*make_delta)(const Image&, const Image&)) {
   const auto [base, state] = random_evolution();
-  const Image delta = delta_of(base, state);
+  const Image delta = make_delta(base, state);
   RC_ASSERT(delta.delta());
   RC_ASSERT(delta.base_sequence == base.sequence);
   for (const Entry& e : delta.entries) {
@@ -145,6 +146,22 @@ RC_GTEST_PROP(Image, DeltaOnItsBaseIsTheState, ()) {
   const auto applied = apply_delta(base, std::get<Image>(decoded));
   RC_ASSERT(std::holds_alternative<Image>(applied));
   RC_ASSERT(std::get<Image>(applied) == state);
+}
+
+RC_GTEST_PROP(Image, DeltaOnItsBaseIsTheState, ()) { check_delta(delta_of); }
+
+// The property must fail on a delta that forgets the entries the state no
+// longer has (restoring them from the base, as a broken delta_of would).
+TEST(Image, ADeltaThatForgetsRemovalsIsCaught) {
+  auto forgetful = [](const Image& base, const Image& state) {
+    Image d = delta_of(base, state);
+    d.removed.clear();
+    return d;
+  };
+  bool held = true;
+  for (int attempt = 0; attempt < 4 && held; ++attempt)
+    held = rc::check("deltas without their removed names", [&] { check_delta(+forgetful); });
+  EXPECT_FALSE(held) << "the property did not notice removed entries coming back";
 }
 
 std::string error_of(std::span<const std::byte> bytes) {

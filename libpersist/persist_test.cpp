@@ -7,6 +7,7 @@
 
 #include <array>
 #include <memory>
+#include <optional>
 #include <sstream>
 
 #include "libpersist/persist.hpp"
@@ -141,8 +142,11 @@ TEST_P(PersistKilled, AtEveryKernelCallResumesExactlyOnce) {
 // count appears, first in order, and nothing is skipped (a line may come
 // again: re-done since a checkpoint, or re-sent to a console that died before
 // acknowledging it).
-RC_GTEST_PROP(Persist, LaterIncarnationsAndServersKilledKeepTheOutput, ()) {
-  const Effects effects = *rc::gen::element(Effects::at_least_once, Effects::exactly_once);
+// `claimed` is the mode whose promise is checked; the program runs in
+// `effects` (the same, or a broken variant that claims more than it does).
+void check_later_kills(std::optional<Effects> forced = std::nullopt) {
+  const Effects claimed = *rc::gen::element(Effects::at_least_once, Effects::exactly_once);
+  const Effects effects = forced.value_or(claimed);
   const auto full_every = *rc::gen::element(0u, 2u);
   const auto first_kill = *rc::gen::inRange<std::uint64_t>(1, 80);
   const auto second_kill = *rc::gen::inRange<std::uint64_t>(1, 80);
@@ -162,7 +166,7 @@ RC_GTEST_PROP(Persist, LaterIncarnationsAndServersKilledKeepTheOutput, ()) {
   RC_ASSERT(system.node().check_invariants().empty());
   RC_TAG(system.node().kills_at_call_fired(), server_killed ? "server " + server + " killed" : "no server killed");
   const std::string output = system.console().output["counter"];
-  if (effects == Effects::exactly_once) {
+  if (claimed == Effects::exactly_once) {
     RC_ASSERT(output == uninterrupted());
     return;
   }
@@ -172,6 +176,17 @@ RC_GTEST_PROP(Persist, LaterIncarnationsAndServersKilledKeepTheOutput, ()) {
     highest = std::max(highest, c);
   }
   RC_ASSERT(highest == steps);
+}
+
+RC_GTEST_PROP(Persist, LaterIncarnationsAndServersKilledKeepTheOutput, ()) { check_later_kills(); }
+
+// The property must fail on a program that runs at least once while exactly
+// once is checked (its re-done console lines show).
+TEST(Persist, LaterKillsCatchAProgramWithoutIdempotencyTokens) {
+  bool held = true;
+  for (int attempt = 0; attempt < 4 && held; ++attempt)
+    held = rc::check("exactly once checked, at least once run", [] { check_later_kills(Effects::at_least_once); });
+  EXPECT_FALSE(held) << "the property did not notice re-done effects";
 }
 
 // A program driven from the test, with the Persistent it restores.

@@ -113,6 +113,11 @@ TEST(Scenario, OverridesAreChecked) {
             "program.c.params.every: expected a whole number, got \"often\"");
   EXPECT_EQ(apply_override(s, "program.zz.params.every=1").value(), "program.zz.params.every: no instance named \"zz\"");
   EXPECT_EQ(apply_override(s, "seed").value(), "expected KEY=VALUE, got \"seed\"");
+  EXPECT_EQ(apply_override(s, "program.c.params.cold_bytes=2000000").value(),
+            "program.c.params.cold_bytes: at most 1048576 (1 MiB: four images must fit the slot's 4 MiB quota)");
+  EXPECT_EQ(apply_override(s, "program.c.params.full_every=4294967296").value(),
+            "program.c.params.full_every: at most 4294967295");
+  EXPECT_FALSE(apply_override(s, "program.c.params.full_every=8").has_value());
 }
 
 // Property: a delay fault holds back the named instance's calls (its output
