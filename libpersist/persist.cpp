@@ -275,6 +275,7 @@ PersistStatus Persistent::restore(Restored* restored) {
                                                                : "a whole image the store holds as a delta"));
       continue;
     }
+    std::uint64_t base_size = 0;  // a delta's base, encoded
     if (image.delta()) {
       const std::string base_label = label + ": its base, version " + std::to_string(it->base);
       const auto b = std::find_if(versions.begin(), versions.end(),
@@ -283,6 +284,7 @@ PersistStatus Persistent::restore(Restored* restored) {
         found.passed_over.push_back(base_label + ": not kept");
         continue;
       }
+      base_size = b->size;
       if (!read(*b, base_label, &base, &error)) {
         if (!error) return error;
         continue;
@@ -312,9 +314,7 @@ PersistStatus Persistent::restore(Restored* restored) {
     if (incremental()) {
       // The next delta is on the whole image this state came from.
       base_version_ = it->base != 0 ? it->base : it->version;
-      const auto b = std::find_if(versions.begin(), versions.end(),
-                                  [&](const servers::CkptKept& k) { return k.version == base_version_; });
-      base_bytes_ = b->size;
+      base_bytes_ = it->base != 0 ? base_size : it->size;
       deltas_on_base_ = it->base != 0 ? image.sequence - base.sequence : 0;
       base_ = it->base != 0 ? std::move(base) : std::move(image);
     }
