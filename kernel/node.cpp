@@ -1,8 +1,13 @@
 // The run loop, fiber switching, process lifecycle and the host API.
 #include "kernel/node.hpp"
 
+#include <unwind.h>
+
 #include <algorithm>
 #include <cassert>
+#include <csetjmp>
+#include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 
 #include "kernel/sys.hpp"
@@ -83,6 +88,78 @@ void Node::make_ready(Process& p, Error e, std::uint64_t value) {
 
 // ---------------------------------------------------------------- lifecycle
 
+// How a killed process's stack unwinds. The reaper resumes the dead process
+// once; `switch_to` sees `unwind` and calls `unwind_killed`, which starts a
+// forced unwind (`_Unwind_ForcedUnwind`, the mechanism behind pthread_cancel)
+// rather than throwing a C++ exception: a throw walks the stack twice (a search
+// for a handler, then the cleanups), a forced unwind once, running every
+// destructor on the way. The stop function below ends it at the process's entry
+// frame (`run_entry`), where a longjmp lands: every frame the program entered
+// has been cleaned up by then, and `run_entry` has nothing to clean up itself.
+//
+// A program's `catch (...)` sees the kill (as a foreign exception, which no
+// typed handler matches) and must rethrow it with `throw;`, which goes on
+// unwinding; one that swallows it ends the simulation with a message.
+namespace {
+
+// "PERSKILL": not a C++ exception's class, so typed catch clauses never match it.
+constexpr _Unwind_Exception_Class kill_exception_class = 0x5045'5253'4b49'4c4cULL;
+
+struct KillLanding {
+  std::jmp_buf jump;
+  _Unwind_Exception exception;
+  Context* reaper = nullptr;
+};
+
+void kill_swallowed(_Unwind_Reason_Code, _Unwind_Exception*) {
+  std::fputs("persim: a killed process's catch (...) ended without rethrowing its kill (`throw;`)\n", stderr);
+  std::abort();
+}
+
+// Called by the unwinder before each frame's cleanups. A frame whose canonical
+// frame address lies above the landing (in `run_entry`'s frame) is `run_entry`'s
+// caller: every frame below has been unwound, so jump to the landing.
+_Unwind_Reason_Code kill_stop(int, _Unwind_Action actions, _Unwind_Exception_Class, _Unwind_Exception*,
+                              _Unwind_Context* context, void* parameter) {
+  auto* landing = static_cast<KillLanding*>(parameter);
+  if ((actions & _UA_END_OF_STACK) != 0 ||
+      _Unwind_GetCFA(context) > reinterpret_cast<std::uintptr_t>(landing)) {
+    std::longjmp(landing->jump, 1);
+  }
+  return _URC_NO_REASON;
+}
+
+}  // namespace
+
+void Node::unwind_killed(Context& self) {
+  auto* landing = static_cast<KillLanding*>(self.landing);
+  assert(landing != nullptr && "a dead process resumed outside its entry");
+  landing->reaper = switch_from_;
+  landing->exception.exception_class = kill_exception_class;
+  landing->exception.exception_cleanup = kill_swallowed;
+  _Unwind_ForcedUnwind(&landing->exception, kill_stop, landing);
+  std::fputs("persim: a killed process's stack could not be unwound\n", stderr);
+  std::abort();
+}
+
+// The process's entry frame: runs the program and says how it ended. Out of
+// line, with no object that needs cleaning up, so that a kill's unwinding can
+// stop at its frame (see kill_stop). A program's exception (a crash) passes
+// through to start_fiber.
+[[gnu::noinline]] ExitReason Node::run_entry(Process& p, Entry& entry) {
+  KillLanding landing;
+  p.context.landing = &landing;
+  if (setjmp(landing.jump) != 0) {
+    p.context.landing = nullptr;
+    switch_from_ = landing.reaper;  // whom the fiber goes back to
+    return ExitReason::killed;
+  }
+  Sys sys(*this, p);
+  entry(sys);
+  p.context.landing = nullptr;
+  return ExitReason::returned;
+}
+
 ctx::fiber Node::start_fiber(Process& p, Entry entry) {
   auto body = [this, &p, entry = std::move(entry)](ctx::fiber&& resumer) mutable -> ctx::fiber {
     PooledStackAllocator::Bounds came_from;
@@ -92,12 +169,12 @@ ctx::fiber Node::start_fiber(Process& p, Entry entry) {
     if (return_to == &scheduler_) scheduler_.stack = came_from;
     ExitReason reason = ExitReason::returned;
     if (!p.context.unwind) {
-      Sys sys(*this, p);
       try {
-        entry(sys);
-        return_to = &scheduler_;
-      } catch (const Unwind& u) {
-        return_to = u.reaper;  // killed: our stack is unwound, go back to whoever reaps us
+        if (run_entry(p, entry) == ExitReason::killed) {
+          return_to = switch_from_;  // killed: our stack is unwound, go back to whoever reaps us
+        } else {
+          return_to = &scheduler_;
+        }
       } catch (...) {
         reason = ExitReason::crashed;
         return_to = &scheduler_;

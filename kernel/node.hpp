@@ -287,6 +287,8 @@ class Node {
   void switch_to(Context& from, Context& to);
   void switch_to_process(Context& from, Process& to);
   boost::context::fiber start_fiber(Process& p, Entry entry);
+  ExitReason run_entry(Process& p, Entry& entry);
+  [[noreturn]] void unwind_killed(Context& self);
   void on_exit(Process& p, ExitReason reason);
   void kill_suspended(Process& p);
   [[noreturn]] void kill_running(Process& p);
@@ -384,16 +386,18 @@ inline void Node::switch_to(Context& from, Context& to) {
   switch_from_ = &from;
   void* fake_stack = nullptr;
   sanitizer::start_switch(&fake_stack, to.stack.bottom, to.stack.size);
-  boost::context::fiber resumer = std::move(to.fiber).resume();
-  // Back on `from`'s stack. Whoever switched here named their context in
-  // switch_from_ (null if they terminated) and `resumer` is their continuation.
-  PooledStackAllocator::Bounds came_from;
-  sanitizer::finish_switch(fake_stack, &came_from.bottom, &came_from.size);
-  if (switch_from_ != nullptr) {
-    switch_from_->fiber = std::move(resumer);
-    if (switch_from_ == &scheduler_) scheduler_.stack = came_from;  // learnt, not known in advance
-  }
-  if (from.unwind) throw Unwind{switch_from_};  // we are dead: the reaper wants our stack unwound
+  {
+    boost::context::fiber resumer = std::move(to.fiber).resume();
+    // Back on `from`'s stack. Whoever switched here named their context in
+    // switch_from_ (null if they terminated) and `resumer` is their continuation.
+    PooledStackAllocator::Bounds came_from;
+    sanitizer::finish_switch(fake_stack, &came_from.bottom, &came_from.size);
+    if (switch_from_ != nullptr) {
+      switch_from_->fiber = std::move(resumer);
+      if (switch_from_ == &scheduler_) scheduler_.stack = came_from;  // learnt, not known in advance
+    }
+  }  // nothing with a destructor is left in this frame: the unwinding has no cleanup to run here
+  if (from.unwind) [[unlikely]] unwind_killed(from);  // we are dead: the reaper wants our stack unwound
 }
 
 inline void Node::switch_to_process(Context& from, Process& to) {

@@ -55,15 +55,13 @@ struct Context {
   boost::context::fiber fiber;
   // Set when the process is dead: the next resume unwinds its stack.
   bool unwind = false;
+  // Where a kill's unwinding ends: a KillLanding (kernel/node.cpp) in the
+  // process's entry frame, set before the program runs.
+  void* landing = nullptr;
   // Stack bounds, for the sanitizer's switch annotations.
   PooledStackAllocator::Bounds stack;
 };
 
-// Thrown from a dead process's suspension point when the reaper resumes it, so
-// its stack unwinds (destructors run). Never catch it without rethrowing.
-struct Unwind {
-  Context* reaper;  // whom to return to once unwound
-};
 
 struct Process : ObjectHeader {
   Process(Node& n, ProcessId i, std::string nm, std::uint32_t salt, Rng r)

@@ -4,6 +4,8 @@
 #include <gtest/gtest.h>
 
 #include <stdexcept>
+#include <string>
+#include <vector>
 
 #include "support/harness.hpp"
 
@@ -230,6 +232,76 @@ TEST(Process, KernelCallsWhileUnwindingReportKilled) {
   ASSERT_TRUE(node.kill(p).ok());
   EXPECT_EQ(from_destructor, Error::killed);
   expect_consistent(node);
+}
+
+// Property: a kill unwinds through every frame of the program, innermost first,
+// running each destructor once; typed handlers never see it, and a catch (...)
+// that rethrows passes it on. Then the process is dead (killed, not crashed).
+TEST(Process, AKillRunsEveryDestructorAndPassesEveryHandler) {
+  Node node(test_config());
+  const ProcessId watcher = node.create_process("watcher").value();
+  const ProcessId p = node.create_process("p").value();
+  (void)node.create_process_cap(watcher, p).value();  // keeps p's object around to inspect
+  std::vector<std::string> order;
+  struct Logs {
+    std::vector<std::string>* order;
+    const char* name;
+    ~Logs() { order->push_back(name); }
+  };
+  bool typed_handler_ran = false;
+  int rethrown = 0;
+  auto inner = [&](Sys& sys) {
+    Logs l{&order, "inner"};
+    Message m{};
+    (void)sys.receive(sys.endpoint_create().value(), m);  // killed here
+    ADD_FAILURE() << "the kill must not return";
+  };
+  node.start(p, [&](Sys& sys) {
+        Logs l{&order, "outer"};
+        try {
+          try {
+            Logs l2{&order, "middle"};
+            inner(sys);
+          } catch (...) {
+            ++rethrown;
+            throw;
+          }
+        } catch (const std::exception&) {
+          typed_handler_ran = true;
+        }
+        ADD_FAILURE() << "the kill must not be swallowed";
+      })
+      .ok();
+  node.run();
+  ASSERT_EQ(node.state(p).value(), ProcessState::blocked_receive);
+  ASSERT_TRUE(node.kill(p).ok());
+  EXPECT_EQ(order, (std::vector<std::string>{"inner", "middle", "outer"}));
+  EXPECT_FALSE(typed_handler_ran);
+  EXPECT_EQ(rethrown, 1);
+  EXPECT_EQ(node.exit_reason(p), ExitReason::killed);
+  expect_gone(node, p);
+  EXPECT_EQ(node.stats().stacks_in_use, 0u);
+}
+
+// A catch (...) that swallows a kill would leave a dead process running: the
+// simulation stops with a message saying so.
+TEST(ProcessDeathTest, ACatchAllThatSwallowsAKillStopsTheRun) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_DEATH(
+      {
+        Node node(test_config());
+        const ProcessId p = node.spawn("p", [](Sys& sys) {
+                                  try {
+                                    Message m{};
+                                    (void)sys.receive(sys.endpoint_create().value(), m);
+                                  } catch (...) {
+                                  }
+                                })
+                                .value();
+        node.run();
+        (void)node.kill(p);
+      },
+      "catch \\(\\.\\.\\.\\) ended without rethrowing");
 }
 
 // Property: destroying a node kills what is left and leaks nothing (ASan checks).
