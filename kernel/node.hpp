@@ -3,6 +3,8 @@
 // harness, scenario runner, supervisor bootstrap); processes use Sys.
 #pragma once
 
+#include <unwind.h>
+
 #include <algorithm>
 #include <boost/asio/io_context.hpp>
 #include <cstdint>
@@ -288,7 +290,12 @@ class Node {
   void switch_to_process(Context& from, Process& to);
   boost::context::fiber start_fiber(Process& p, Entry entry);
   ExitReason run_entry(Process& p, Entry& entry);
-  [[noreturn]] void unwind_killed(Context& self);
+  // A kill's unwinding (node.cpp): the exception object, the stop function,
+  // and what happens if the unwinder returns.
+  _Unwind_Exception* kill_exception(Context& self);
+  static _Unwind_Reason_Code kill_stop(int, _Unwind_Action actions, _Unwind_Exception_Class, _Unwind_Exception*,
+                                       _Unwind_Context* context, void* parameter);
+  [[noreturn]] static void kill_unwind_failed();
   void on_exit(Process& p, ExitReason reason);
   void kill_suspended(Process& p);
   [[noreturn]] void kill_running(Process& p);
@@ -397,7 +404,12 @@ inline void Node::switch_to(Context& from, Context& to) {
       if (switch_from_ == &scheduler_) scheduler_.stack = came_from;  // learnt, not known in advance
     }
   }  // nothing with a destructor is left in this frame: the unwinding has no cleanup to run here
-  if (from.unwind) [[unlikely]] unwind_killed(from);  // we are dead: the reaper wants our stack unwound
+  if (from.unwind) [[unlikely]] {
+    // We are dead: the reaper wants our stack unwound. Started from this frame
+    // rather than from a function of its own: one frame fewer to walk.
+    _Unwind_ForcedUnwind(kill_exception(from), kill_stop, from.landing);
+    kill_unwind_failed();
+  }
 }
 
 inline void Node::switch_to_process(Context& from, Process& to) {
@@ -430,6 +442,11 @@ inline Status Sys::call_until(Cap<Endpoint> ep, const Message& request, Message&
   if (const Error e = call_begin(ep, request, response, &next, deadline_ns); e != Error{}) return e;
   if (next != nullptr) node_.switch_to_process(self_.context, *next);
   return call_end(response);
+}
+
+// Inline: a process killed while it waits in receive has one frame fewer to unwind.
+inline Result<Received> Sys::receive(Cap<Endpoint> ep, Message& request) {
+  return receive_until(ep, request, UINT64_MAX);
 }
 
 inline Result<Received> Sys::reply_receive(Cap<Reply> reply, const Message& response, Cap<Endpoint> ep,

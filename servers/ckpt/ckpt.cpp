@@ -749,7 +749,7 @@ Outcome CkptClient::bulk(Sys& sys, std::uint64_t size) {
   buffer_ = {};
   buffer_size_ = 0;
   // Room to grow: images of one process change size a little between checkpoints.
-  const std::uint64_t want = std::min<std::uint64_t>(kernel::buffer_bytes_max, std::max<std::uint64_t>(size + size / 4, 4096));
+  const std::uint64_t want = std::min<std::uint64_t>(kernel::buffer_bytes_max, std::max<std::uint64_t>(size + size / 4, 1024));
   const kernel::Result<Cap<kernel::Buffer>> b = sys.buffer_create(want);
   if (!b) return {b.error(), ServiceError::ok};
   buffer_ = *b;

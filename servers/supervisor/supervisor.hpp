@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <map>
 #include <string>
 #include <string_view>
@@ -108,8 +109,10 @@ struct RestartRecord {
 struct SupervisorHost {
   std::vector<Manifest> manifests;
   ServerAudit audit;  // requests it refused (restores of client state among them)
-  std::vector<SupervisorEvent> events;
-  std::vector<RestartRecord> restarts;
+  // Both only grow, by a few entries per restart: deques, so that a long run's
+  // log is never copied to grow.
+  std::deque<SupervisorEvent> events;
+  std::deque<RestartRecord> restarts;
   // The supervisor has started every instance it could, at least once.
   bool booted = false;
   // The last incarnation of each instance: a supervisor started after a power
