@@ -27,13 +27,15 @@ constexpr char magic[8] = {'P', 'S', 'I', 'M', 'I', 'M', 'G', '1'};
 
 // ---------------------------------------------------------------- writing
 
-// A large run of bytes (a region, a big field) is hashed and copied a block at
-// a time: the checksum reads the block from the source, which brings it into
-// cache, and the copy then reads it from there. The image is written in one
-// pass over memory rather than two. The copy is a plain memcpy of each block:
-// non-temporal stores (tried, SSE2 and AVX2) were 10-20% slower on the
-// benchmark machine.
-constexpr std::size_t hash_block_bytes = 16 << 10;
+// A large run of bytes (a region, a big field) is copied and hashed a block at
+// a time: the copy reads the block from memory, which brings it into cache,
+// and the checksum then reads it from there. The image is written in one pass
+// over memory rather than two. Measured on the benchmark machine (64 MiB, same
+// session): copy then hash in 64 KiB blocks 1.20x a memcpy's time, hash then
+// copy in 16 KiB blocks (before) 1.35x, the hash alone 0.99x (reading is what
+// costs). The copy is a plain memcpy of each block: non-temporal stores (tried,
+// SSE2 and AVX2) were 10-20% slower.
+constexpr std::size_t hash_block_bytes = 64 << 10;
 
 // Writes an image into `buf`, already sized for it, and feeds the checksum as
 // it goes: bytes [hashed_, at_) are written but not yet hashed. Every write is
@@ -51,14 +53,14 @@ class Out {
       if (!b.empty()) std::memcpy(room(b.size()), b.data(), b.size());
       return;
     }
-    // Hashes the source bytes, block by block, then copies the block: the
-    // same bytes the image then holds.
+    // Copies each block, then hashes it from the source (in cache now): the
+    // same bytes the image holds.
     hash_pending();
     std::byte* to = room(b.size());
     for (std::size_t at = 0; at < b.size(); at += hash_block_bytes) {
       const std::size_t n = std::min(hash_block_bytes, b.size() - at);
-      XXH3_64bits_update(&hash_, b.data() + at, n);
       std::memcpy(to + at, b.data() + at, n);
+      XXH3_64bits_update(&hash_, b.data() + at, n);
     }
     hashed_ = at_;
   }
