@@ -152,6 +152,38 @@ RC_GTEST_PROP(Image, DeltaOnItsBaseIsTheState, ()) { check_delta(delta_of); }
 
 // The property must fail on a delta that forgets the entries the state no
 // longer has (restoring them from the base, as a broken delta_of would).
+// Regions larger than the encoder's copy-and-hash block (64 KiB) take another
+// path: sizes around the block and several blocks long round-trip exactly, and
+// a flipped bit in each block of one is refused.
+TEST(Image, LargeRegionsRoundTripAcrossCopyBlocks) {
+  constexpr std::size_t block = 64 << 10;
+  for (const std::size_t size : {block - 1, block, block + 1, 3 * block + 17, std::size_t{1} << 20}) {
+    Image image;
+    image.program = "big";
+    image.sequence = 7;
+    Entry e;
+    e.kind = EntryKind::region;
+    e.name = "heap";
+    e.bytes.resize(size);
+    for (std::size_t i = 0; i < size; ++i) e.bytes[i] = static_cast<std::byte>((i * 131 + size) >> 3);
+    image.entries.push_back(e);
+    Entry tail;
+    tail.kind = EntryKind::u64;
+    tail.name = "after";
+    tail.number = 42;
+    image.entries.push_back(tail);
+    const std::vector<std::byte> bytes = encode(image);
+    const auto back = decode(bytes);
+    ASSERT_TRUE(std::holds_alternative<Image>(back)) << size << ": " << std::get<DecodeError>(back).describe();
+    EXPECT_TRUE(std::get<Image>(back) == image) << size;
+    for (std::size_t at = bytes.size() - size - 60; at < bytes.size(); at += block / 2) {
+      std::vector<std::byte> damaged = bytes;
+      damaged[at] ^= std::byte{0x10};
+      EXPECT_TRUE(std::holds_alternative<DecodeError>(decode(damaged))) << size << " flipped at " << at;
+    }
+  }
+}
+
 TEST(Image, ADeltaThatForgetsRemovalsIsCaught) {
   auto forgetful = [](const Image& base, const Image& state) {
     Image d = delta_of(base, state);
