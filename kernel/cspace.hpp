@@ -108,7 +108,6 @@ class CapSpace {
   // Appends a fresh slot to free_, unless cspace_slots_max are in use. Returns
   // whether it did.
   bool grow();
-  static constexpr std::size_t first_slots = 8;
 
   std::vector<Slot> slots_;
   // LIFO of free slot indices (deterministic reuse). A fresh slot enters it only
