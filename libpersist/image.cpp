@@ -30,11 +30,11 @@ constexpr char magic[8] = {'P', 'S', 'I', 'M', 'I', 'M', 'G', '1'};
 // A large run of bytes (a region, a big field) is copied and hashed a block at
 // a time: the copy reads the block from memory, which brings it into cache,
 // and the checksum then reads it from there. The image is written in one pass
-// over memory rather than two. Measured on the benchmark machine (64 MiB, same
-// session): copy then hash in 64 KiB blocks 1.20x a memcpy's time, hash then
-// copy in 16 KiB blocks (before) 1.35x, the hash alone 0.99x (reading is what
-// costs). The copy is a plain memcpy of each block: non-temporal stores (tried,
-// SSE2 and AVX2) were 10-20% slower.
+// over memory rather than two. Measured on the benchmark machine (64 MiB, two
+// runs of a scratch benchmark, dispatched XXH3): copy then hash in 64 KiB
+// blocks 1.07x and 1.31x a memcpy's time, hash then copy in 16 KiB blocks (the
+// order before) 1.25x and 1.47x. The copy is a plain memcpy of each block:
+// non-temporal stores (tried, SSE2 and AVX2) were 10-20% slower.
 constexpr std::size_t hash_block_bytes = 64 << 10;
 
 // Writes an image into `buf`, already sized for it, and feeds the checksum as
