@@ -107,7 +107,6 @@ constexpr _Unwind_Exception_Class kill_exception_class = 0x5045'5253'4b49'4c4cUL
 struct KillLanding {
   std::jmp_buf jump;
   _Unwind_Exception exception;
-  Context* reaper = nullptr;
 };
 
 void kill_swallowed(_Unwind_Reason_Code, _Unwind_Exception*) {
@@ -120,7 +119,6 @@ void kill_swallowed(_Unwind_Reason_Code, _Unwind_Exception*) {
 _Unwind_Exception* Node::kill_exception(Context& self) {
   auto* landing = static_cast<KillLanding*>(self.landing);
   assert(landing != nullptr && "a dead process resumed outside its entry");
-  landing->reaper = switch_from_;
   landing->exception.exception_class = kill_exception_class;
   landing->exception.exception_cleanup = kill_swallowed;
   return &landing->exception;
@@ -153,7 +151,6 @@ void Node::kill_unwind_failed() {
   p.context.landing = &landing;
   if (setjmp(landing.jump) != 0) {
     p.context.landing = nullptr;
-    switch_from_ = landing.reaper;  // whom the fiber goes back to
     return ExitReason::killed;
   }
   Sys sys(*this, p);
@@ -172,15 +169,16 @@ ctx::fiber Node::start_fiber(Process& p, Entry entry) {
     ExitReason reason = ExitReason::returned;
     if (!p.context.unwind) {
       try {
-        if (run_entry(p, entry) == ExitReason::killed) {
-          return_to = switch_from_;  // killed: our stack is unwound, go back to whoever reaps us
-        } else {
-          return_to = &scheduler_;
-        }
+        reason = run_entry(p, entry);
       } catch (...) {
         reason = ExitReason::crashed;
-        return_to = &scheduler_;
       }
+      // Killed (whether the kill's unwinding ended at run_entry or a catch (...)
+      // on the way threw something else): go back to whoever reaps us. Nothing
+      // switches while a dead process unwinds (its kernel calls fail at once),
+      // so switch_from_ still names the reaper that resumed us.
+      return_to = p.state == ProcessState::dead ? switch_from_ : &scheduler_;
+      assert(return_to != nullptr);
     }
     if (p.state != ProcessState::dead) {
       on_exit(p, reason);

@@ -302,6 +302,23 @@ TEST(ProcessDeathTest, ACatchAllThatSwallowsAKillStopsTheRun) {
         (void)node.kill(p);
       },
       "catch \\(\\.\\.\\.\\) ended without rethrowing");
+  // Throwing something else instead is the same: the kill was not passed on.
+  EXPECT_DEATH(
+      {
+        Node node(test_config());
+        const ProcessId p = node.spawn("p", [](Sys& sys) {
+                                  try {
+                                    Message m{};
+                                    (void)sys.receive(sys.endpoint_create().value(), m);
+                                  } catch (...) {
+                                    throw std::runtime_error("replaced");
+                                  }
+                                })
+                                .value();
+        node.run();
+        (void)node.kill(p);
+      },
+      "catch \\(\\.\\.\\.\\) ended without rethrowing");
 }
 
 // Property: destroying a node kills what is left and leaks nothing (ASan checks).
