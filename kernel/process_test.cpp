@@ -283,42 +283,29 @@ TEST(Process, AKillRunsEveryDestructorAndPassesEveryHandler) {
   EXPECT_EQ(node.stats().stacks_in_use, 0u);
 }
 
-// A catch (...) that swallows a kill would leave a dead process running: the
-// simulation stops with a message saying so.
+// A process waiting in receive inside try { } catch (...) { handler(); }, killed.
+void kill_inside_catch_all(void (*handler)()) {
+  Node node(test_config());
+  const ProcessId p = node.spawn("p", [handler](Sys& sys) {
+                            try {
+                              Message m{};
+                              (void)sys.receive(sys.endpoint_create().value(), m);
+                            } catch (...) {
+                              handler();
+                            }
+                          })
+                          .value();
+  node.run();
+  (void)node.kill(p);
+}
+
+// A catch (...) that swallows a kill, or throws something else instead, would
+// leave a dead process running: the simulation stops with a message saying so.
 TEST(ProcessDeathTest, ACatchAllThatSwallowsAKillStopsTheRun) {
   GTEST_FLAG_SET(death_test_style, "threadsafe");
-  EXPECT_DEATH(
-      {
-        Node node(test_config());
-        const ProcessId p = node.spawn("p", [](Sys& sys) {
-                                  try {
-                                    Message m{};
-                                    (void)sys.receive(sys.endpoint_create().value(), m);
-                                  } catch (...) {
-                                  }
-                                })
-                                .value();
-        node.run();
-        (void)node.kill(p);
-      },
-      "catch \\(\\.\\.\\.\\) ended without rethrowing");
-  // Throwing something else instead is the same: the kill was not passed on.
-  EXPECT_DEATH(
-      {
-        Node node(test_config());
-        const ProcessId p = node.spawn("p", [](Sys& sys) {
-                                  try {
-                                    Message m{};
-                                    (void)sys.receive(sys.endpoint_create().value(), m);
-                                  } catch (...) {
-                                    throw std::runtime_error("replaced");
-                                  }
-                                })
-                                .value();
-        node.run();
-        (void)node.kill(p);
-      },
-      "catch \\(\\.\\.\\.\\) ended without rethrowing");
+  EXPECT_DEATH(kill_inside_catch_all([] {}), "catch \\(\\.\\.\\.\\) ended without rethrowing");
+  EXPECT_DEATH(kill_inside_catch_all([] { throw std::runtime_error("replaced"); }),
+               "catch \\(\\.\\.\\.\\) ended without rethrowing");
 }
 
 // Property: destroying a node kills what is left and leaks nothing (ASan checks).
