@@ -89,7 +89,8 @@ void Node::make_ready(Process& p, Error e, std::uint64_t value) {
 // ---------------------------------------------------------------- lifecycle
 
 // How a killed process's stack unwinds. The reaper resumes the dead process
-// once; `switch_to` sees `unwind` and starts a forced unwind (`_Unwind_ForcedUnwind`, the mechanism behind pthread_cancel)
+// once; `switch_to` sees `unwind` and calls `unwind_killed`, which starts a
+// forced unwind (`_Unwind_ForcedUnwind`, the mechanism behind pthread_cancel)
 // rather than throwing a C++ exception: a throw walks the stack twice (a search
 // for a handler, then the cleanups), a forced unwind once, running every
 // destructor on the way. The stop function below ends it at the process's entry
@@ -114,21 +115,11 @@ void kill_swallowed(_Unwind_Reason_Code, _Unwind_Exception*) {
   std::abort();
 }
 
-}  // namespace
-
-_Unwind_Exception* Node::kill_exception(Context& self) {
-  auto* landing = static_cast<KillLanding*>(self.landing);
-  assert(landing != nullptr && "a dead process resumed outside its entry");
-  landing->exception.exception_class = kill_exception_class;
-  landing->exception.exception_cleanup = kill_swallowed;
-  return &landing->exception;
-}
-
 // Called by the unwinder before each frame's cleanups. A frame whose canonical
 // frame address lies above the landing (in `run_entry`'s frame) is `run_entry`'s
 // caller: every frame below has been unwound, so jump to the landing.
-_Unwind_Reason_Code Node::kill_stop(int, _Unwind_Action actions, _Unwind_Exception_Class, _Unwind_Exception*,
-                                    _Unwind_Context* context, void* parameter) {
+_Unwind_Reason_Code kill_stop(int, _Unwind_Action actions, _Unwind_Exception_Class, _Unwind_Exception*,
+                              _Unwind_Context* context, void* parameter) {
   auto* landing = static_cast<KillLanding*>(parameter);
   if ((actions & _UA_END_OF_STACK) != 0 ||
       _Unwind_GetCFA(context) > reinterpret_cast<std::uintptr_t>(landing)) {
@@ -137,7 +128,14 @@ _Unwind_Reason_Code Node::kill_stop(int, _Unwind_Action actions, _Unwind_Excepti
   return _URC_NO_REASON;
 }
 
-void Node::kill_unwind_failed() {
+}  // namespace
+
+void Node::unwind_killed(Context& self) {
+  auto* landing = static_cast<KillLanding*>(self.landing);
+  assert(landing != nullptr && "a dead process resumed outside its entry");
+  landing->exception.exception_class = kill_exception_class;
+  landing->exception.exception_cleanup = kill_swallowed;
+  _Unwind_ForcedUnwind(&landing->exception, kill_stop, landing);
   std::fputs("persim: a killed process's stack could not be unwound\n", stderr);
   std::abort();
 }
