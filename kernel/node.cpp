@@ -1,6 +1,7 @@
 // The run loop, fiber switching, process lifecycle and the host API.
 #include "kernel/node.hpp"
 
+#include <cxxabi.h>
 #include <unwind.h>
 
 #include <algorithm>
@@ -100,7 +101,25 @@ void Node::make_ready(Process& p, Error e, std::uint64_t value) {
 // A program's `catch (...)` sees the kill (as a foreign exception, which no
 // typed handler matches) and must rethrow it with `throw;`, which goes on
 // unwinding; one that swallows it ends the simulation with a message.
+//
+// libstdc++ keeps one record per OS thread of the handlers running
+// (`__cxa_eh_globals`), and all fibers share it. A foreign exception cannot be
+// caught while another handler is running (libstdc++ terminates), so when any
+// is (in the dying process, killed inside a handler, or in a process suspended
+// in one) the kill unwinds as before this design, by a C++ throw of `Unwind`:
+// two walks instead of one. And a rethrown foreign exception is counted as
+// uncaught and never uncounted, so the count is put back once the kill landed.
 namespace {
+
+// The Itanium C++ ABI's per-thread exception record (section 2.4.2).
+struct EhGlobals {
+  void* caught;            // the innermost handler's exception, or null
+  unsigned int uncaught;   // std::uncaught_exceptions()
+};
+EhGlobals& eh_globals() { return *reinterpret_cast<EhGlobals*>(abi::__cxa_get_globals()); }
+
+// The kill as a C++ exception (see above). Not a std::exception.
+struct Unwind {};
 
 // "PERSKILL": not a C++ exception's class, so typed catch clauses never match it.
 constexpr _Unwind_Exception_Class kill_exception_class = 0x5045'5253'4b49'4c4cULL;
@@ -108,6 +127,8 @@ constexpr _Unwind_Exception_Class kill_exception_class = 0x5045'5253'4b49'4c4cUL
 struct KillLanding {
   std::jmp_buf jump;
   _Unwind_Exception exception;
+  std::uintptr_t frame = 0;        // run_entry's canonical frame address
+  unsigned int uncaught = 0;       // std::uncaught_exceptions() before the kill
 };
 
 void kill_swallowed(_Unwind_Reason_Code, _Unwind_Exception*) {
@@ -115,14 +136,15 @@ void kill_swallowed(_Unwind_Reason_Code, _Unwind_Exception*) {
   std::abort();
 }
 
-// Called by the unwinder before each frame's cleanups. A frame whose canonical
-// frame address lies above the landing (in `run_entry`'s frame) is `run_entry`'s
-// caller: every frame below has been unwound, so jump to the landing.
+// Called by the unwinder before each frame's cleanups, with the address it
+// reports for the frame (the stack pointer of the frame at its call, that is
+// its callee's canonical frame address). Once that reaches run_entry's own
+// canonical frame address the unwinder is at run_entry's caller: every frame
+// below has been unwound, so jump to the landing.
 _Unwind_Reason_Code kill_stop(int, _Unwind_Action actions, _Unwind_Exception_Class, _Unwind_Exception*,
                               _Unwind_Context* context, void* parameter) {
   auto* landing = static_cast<KillLanding*>(parameter);
-  if ((actions & _UA_END_OF_STACK) != 0 ||
-      _Unwind_GetCFA(context) > reinterpret_cast<std::uintptr_t>(landing)) {
+  if ((actions & _UA_END_OF_STACK) != 0 || _Unwind_GetCFA(context) >= landing->frame) {
     std::longjmp(landing->jump, 1);
   }
   return _URC_NO_REASON;
@@ -133,8 +155,14 @@ _Unwind_Reason_Code kill_stop(int, _Unwind_Action actions, _Unwind_Exception_Cla
 void Node::unwind_killed(Context& self) {
   auto* landing = static_cast<KillLanding*>(self.landing);
   assert(landing != nullptr && "a dead process resumed outside its entry");
+  EhGlobals& eh = eh_globals();
+  if (eh.caught != nullptr) throw Unwind{};  // a handler is running: see above
+  landing->uncaught = eh.uncaught;
   landing->exception.exception_class = kill_exception_class;
   landing->exception.exception_cleanup = kill_swallowed;
+  // What a throw's interception does for AddressSanitizer: the frames about to
+  // be unwound leave no poisoned stack behind.
+  sanitizer::handle_no_return();
   _Unwind_ForcedUnwind(&landing->exception, kill_stop, landing);
   std::fputs("persim: a killed process's stack could not be unwound\n", stderr);
   std::abort();
@@ -146,9 +174,11 @@ void Node::unwind_killed(Context& self) {
 // through to start_fiber.
 [[gnu::noinline]] ExitReason Node::run_entry(Process& p, Entry& entry) {
   KillLanding landing;
+  landing.frame = reinterpret_cast<std::uintptr_t>(__builtin_dwarf_cfa());
   p.context.landing = &landing;
   if (setjmp(landing.jump) != 0) {
     p.context.landing = nullptr;
+    eh_globals().uncaught = landing.uncaught;  // each `throw;` of the kill counted it once more
     return ExitReason::killed;
   }
   Sys sys(*this, p);
@@ -169,12 +199,12 @@ ctx::fiber Node::start_fiber(Process& p, Entry entry) {
       try {
         reason = run_entry(p, entry);
       } catch (...) {
-        reason = ExitReason::crashed;
+        reason = ExitReason::crashed;  // or killed while a handler ran: Unwind (then p is dead)
       }
-      // Killed (whether the kill's unwinding ended at run_entry or a catch (...)
-      // on the way threw something else): go back to whoever reaps us. Nothing
-      // switches while a dead process unwinds (its kernel calls fail at once),
-      // so switch_from_ still names the reaper that resumed us.
+      p.context.landing = nullptr;
+      // Killed: go back to whoever reaps us. Nothing switches while a dead
+      // process unwinds (its kernel calls fail at once), so switch_from_ still
+      // names the reaper that resumed us.
       return_to = p.state == ProcessState::dead ? switch_from_ : &scheduler_;
       assert(return_to != nullptr);
     }
@@ -217,7 +247,7 @@ void Node::kill_running(Process& p) {
   assert(&p == current_);
   on_exit(p, ExitReason::killed);
   current_ = nullptr;
-  // The run loop reaps us: it resumes this fiber, and switch_to throws Unwind
+  // The run loop reaps us: it resumes this fiber, and switch_to unwinds it
   // from here up to the entry trampoline.
   switch_to(p.context, scheduler_);
   std::abort();  // unreachable

@@ -3,6 +3,7 @@
 // held (revoking what derives from them) and wakes whoever waits on it.
 #include <gtest/gtest.h>
 
+#include <exception>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -281,6 +282,55 @@ TEST(Process, AKillRunsEveryDestructorAndPassesEveryHandler) {
   EXPECT_EQ(node.exit_reason(p), ExitReason::killed);
   expect_gone(node, p);
   EXPECT_EQ(node.stats().stacks_in_use, 0u);
+  EXPECT_EQ(std::uncaught_exceptions(), 0) << "the rethrown kill is not left counted as uncaught";
+}
+
+// Property: kills still unwind every frame while some handler is running on the
+// node's thread: a process suspended inside a catch block, killed there, and
+// another, killed through its catch (...), while the first is suspended.
+TEST(Process, AKillWhileAHandlerRunsElsewhereUnwindsToo) {
+  Node node(test_config());
+  const ProcessId watcher = node.create_process("watcher").value();
+  const ProcessId inside = node.create_process("inside").value();
+  const ProcessId other = node.create_process("other").value();
+  (void)node.create_process_cap(watcher, inside).value();
+  (void)node.create_process_cap(watcher, other).value();
+  bool inside_destroyed = false, other_destroyed = false;
+  int rethrown = 0;
+  node.start(inside, [&](Sys& sys) {
+        Witness w{&inside_destroyed};
+        try {
+          throw 7;
+        } catch (int) {
+          Message m{};
+          (void)sys.receive(sys.endpoint_create().value(), m);  // suspended inside the handler
+        }
+        ADD_FAILURE() << "the kill must not return";
+      })
+      .ok();
+  node.start(other, [&](Sys& sys) {
+        Witness w{&other_destroyed};
+        try {
+          Message m{};
+          (void)sys.receive(sys.endpoint_create().value(), m);
+        } catch (...) {
+          ++rethrown;
+          throw;
+        }
+      })
+      .ok();
+  node.run();
+  ASSERT_EQ(node.state(inside).value(), ProcessState::blocked_receive);
+  ASSERT_EQ(node.state(other).value(), ProcessState::blocked_receive);
+  ASSERT_TRUE(node.kill(other).ok());
+  EXPECT_TRUE(other_destroyed);
+  EXPECT_EQ(rethrown, 1);
+  EXPECT_EQ(node.exit_reason(other), ExitReason::killed);
+  ASSERT_TRUE(node.kill(inside).ok());
+  EXPECT_TRUE(inside_destroyed);
+  EXPECT_EQ(node.exit_reason(inside), ExitReason::killed);
+  EXPECT_EQ(node.stats().stacks_in_use, 0u);
+  EXPECT_EQ(std::uncaught_exceptions(), 0);
 }
 
 // A process waiting in receive inside try { } catch (...) { handler(); }, killed.
