@@ -1,7 +1,6 @@
 // The run loop, fiber switching, process lifecycle and the host API.
 #include "kernel/node.hpp"
 
-#include <cxxabi.h>
 #include <unwind.h>
 
 #include <algorithm>
@@ -102,21 +101,13 @@ void Node::make_ready(Process& p, Error e, std::uint64_t value) {
 // typed handler matches) and must rethrow it with `throw;`, which goes on
 // unwinding; one that swallows it ends the simulation with a message.
 //
-// libstdc++ keeps one record per OS thread of the handlers running
-// (`__cxa_eh_globals`), and all fibers share it. A foreign exception cannot be
-// caught while another handler is running (libstdc++ terminates), so when any
-// is (in the dying process, killed inside a handler, or in a process suspended
-// in one) the kill unwinds as before this design, by a C++ throw of `Unwind`:
-// two walks instead of one. And a rethrown foreign exception is counted as
-// uncaught and never uncounted, so the count is put back once the kill landed.
+// A foreign exception cannot be caught while a handler is running (libstdc++
+// terminates), so a process killed inside one of its own catch blocks unwinds
+// as before this design, by a C++ throw of `Unwind`: two walks instead of one.
+// (Each process has its own record of the handlers it runs, kernel/eh.hpp, so
+// only its own count.) And a rethrown foreign exception is counted as uncaught
+// and never uncounted, so the count is put back once the kill has landed.
 namespace {
-
-// The Itanium C++ ABI's per-thread exception record (section 2.4.2).
-struct EhGlobals {
-  void* caught;            // the innermost handler's exception, or null
-  unsigned int uncaught;   // std::uncaught_exceptions()
-};
-EhGlobals& eh_globals() { return *reinterpret_cast<EhGlobals*>(abi::__cxa_get_globals()); }
 
 // The kill as a C++ exception (see above). Not a std::exception.
 struct Unwind {};
@@ -155,8 +146,8 @@ _Unwind_Reason_Code kill_stop(int, _Unwind_Action actions, _Unwind_Exception_Cla
 void Node::unwind_killed(Context& self) {
   auto* landing = static_cast<KillLanding*>(self.landing);
   assert(landing != nullptr && "a dead process resumed outside its entry");
-  EhGlobals& eh = eh_globals();
-  if (eh.caught != nullptr) throw Unwind{};  // a handler is running: see above
+  EhState& eh = thread_eh();
+  if (eh.caught != nullptr) throw Unwind{};  // killed inside a handler: see above
   landing->uncaught = eh.uncaught;
   landing->exception.exception_class = kill_exception_class;
   landing->exception.exception_cleanup = kill_swallowed;
@@ -178,7 +169,7 @@ void Node::unwind_killed(Context& self) {
   p.context.landing = &landing;
   if (setjmp(landing.jump) != 0) {
     p.context.landing = nullptr;
-    eh_globals().uncaught = landing.uncaught;  // each `throw;` of the kill counted it once more
+    thread_eh().uncaught = landing.uncaught;  // each `throw;` of the kill counted it once more
     return ExitReason::killed;
   }
   Sys sys(*this, p);
@@ -213,6 +204,7 @@ ctx::fiber Node::start_fiber(Process& p, Entry entry) {
       current_ = nullptr;
     }
     switch_from_ = nullptr;  // this fiber ends: nothing to store
+    thread_eh() = return_to->eh;  // ours ends with us
     sanitizer::start_switch(nullptr, return_to->stack.bottom, return_to->stack.size);
     return std::move(return_to->fiber);
   };

@@ -386,6 +386,9 @@ inline void Node::trace(Op op, const Process* p, Error e, std::uint64_t arg, con
 inline void Node::switch_to(Context& from, Context& to) {
   ++switches_;
   switch_from_ = &from;
+  EhState& eh = thread_eh();  // each context its own record of the exceptions it handles
+  from.eh = eh;
+  eh = to.eh;
   void* fake_stack = nullptr;
   sanitizer::start_switch(&fake_stack, to.stack.bottom, to.stack.size);
   {

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "kernel/cspace.hpp"
+#include "kernel/eh.hpp"
 #include "kernel/message.hpp"
 #include "kernel/objects.hpp"
 #include "kernel/rng.hpp"
@@ -60,6 +61,8 @@ struct Context {
   void* landing = nullptr;
   // Stack bounds, for the sanitizer's switch annotations.
   PooledStackAllocator::Bounds stack;
+  // Its C++ exception-handling record while it is not running (kernel/eh.hpp).
+  EhState eh;
 };
 
 

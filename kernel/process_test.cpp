@@ -333,6 +333,49 @@ TEST(Process, AKillWhileAHandlerRunsElsewhereUnwindsToo) {
   EXPECT_EQ(std::uncaught_exceptions(), 0);
 }
 
+// Property: each process handles its own exceptions. Two processes suspend
+// inside catch blocks and finish them in the other order (not last in, first
+// out): each still rethrows its own exception, and the count of uncaught
+// exceptions is each one's own.
+TEST(Process, EachProcessHandlesItsOwnExceptions) {
+  Node node(test_config());
+  std::vector<std::string> rethrown;
+  int uncaught_inside = -1;
+  auto handles = [&](const char* what, std::uint64_t wait_ns) {
+    return [&, what, wait_ns](Sys& sys) {
+      try {
+        throw std::runtime_error(what);
+      } catch (const std::runtime_error&) {
+        (void)sys.sleep_for(wait_ns);  // suspended inside the handler
+        try {
+          throw;  // the exception this handler handles
+        } catch (const std::runtime_error& again) {
+          rethrown.emplace_back(again.what());
+        }
+      }
+    };
+  };
+  (void)node.spawn("first", handles("first", 10)).value();   // in first, out first
+  (void)node.spawn("second", handles("second", 20)).value();
+  (void)node.spawn("thrower", [&](Sys& sys) {
+                (void)sys.sleep_for(5);
+                struct Counts {
+                  int* out;
+                  ~Counts() { *out = std::uncaught_exceptions(); }
+                };
+                try {
+                  Counts c{&uncaught_inside};
+                  throw 1;  // unwinding Counts: this process's own count is 1
+                } catch (int) {
+                }
+              })
+      .value();
+  node.run();
+  EXPECT_EQ(rethrown, (std::vector<std::string>{"first", "second"}));
+  EXPECT_EQ(uncaught_inside, 1);
+  EXPECT_EQ(std::uncaught_exceptions(), 0);
+}
+
 // A process waiting in receive inside try { } catch (...) { handler(); }, killed.
 void kill_inside_catch_all(void (*handler)()) {
   Node node(test_config());
