@@ -249,7 +249,6 @@ Error Sys::call_begin(Cap<Endpoint> ep, const Message& request, Message& respons
   return Error{};
 }
 
-
 Result<Received> Sys::receive_until(Cap<Endpoint> ep, Message& request, std::uint64_t deadline_ns) {
   if (!enter()) return Error::killed;
   Node& n = node_;

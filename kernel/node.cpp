@@ -104,8 +104,8 @@ void Node::make_ready(Process& p, Error e, std::uint64_t value) {
 // A foreign exception cannot be caught while a handler is running (libstdc++
 // terminates), so a process killed inside one of its own catch blocks unwinds
 // as before this design, by a C++ throw of `Unwind`: two walks instead of one.
-// (Each process has its own record of the handlers it runs, kernel/eh.hpp, so
-// only its own count.) And a rethrown foreign exception is counted as uncaught
+// (Each process has its own record of the handlers it runs, kernel/eh.hpp:
+// only handlers of the killed process itself count.) And a rethrown foreign exception is counted as uncaught
 // and never uncounted, so the count is put back once the kill has landed.
 namespace {
 
@@ -168,13 +168,11 @@ void Node::unwind_killed(Context& self) {
   landing.frame = reinterpret_cast<std::uintptr_t>(__builtin_dwarf_cfa());
   p.context.landing = &landing;
   if (setjmp(landing.jump) != 0) {
-    p.context.landing = nullptr;
     thread_eh().uncaught = landing.uncaught;  // each `throw;` of the kill counted it once more
     return ExitReason::killed;
   }
   Sys sys(*this, p);
   entry(sys);
-  p.context.landing = nullptr;
   return ExitReason::returned;
 }
 
@@ -192,7 +190,7 @@ ctx::fiber Node::start_fiber(Process& p, Entry entry) {
       } catch (...) {
         reason = ExitReason::crashed;  // or killed while a handler ran: Unwind (then p is dead)
       }
-      p.context.landing = nullptr;
+      p.context.landing = nullptr;  // however run_entry ended, its frame is gone
       // Killed: go back to whoever reaps us. Nothing switches while a dead
       // process unwinds (its kernel calls fail at once), so switch_from_ still
       // names the reaper that resumed us.

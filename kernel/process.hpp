@@ -65,7 +65,6 @@ struct Context {
   EhState eh;
 };
 
-
 struct Process : ObjectHeader {
   Process(Node& n, ProcessId i, std::string nm, std::uint32_t salt, Rng r)
       : ObjectHeader(ObjectType::process), node(n), id(i), name(std::move(nm)), cspace(salt), rng(r) {}
