@@ -3,6 +3,7 @@
 // one: register programs, add manifests, boot.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -53,6 +54,10 @@ class System {
   KvHost& kv() { return *kv_; }
   CkptHost& ckpt() { return *ckpt_; }
   const SupervisorHost& supervisor() const { return supervisor_; }
+  // See SupervisorHost::on_event. Null to stop.
+  void on_supervisor_event(std::function<void(const SupervisorEvent&)> observer) {
+    supervisor_.on_event = std::move(observer);
+  }
   std::optional<kernel::ProcessId> supervisor_process() const { return supervisor_pid_; }
 
   // Queues input on a console stream (and closes it, if `end`), and wakes the

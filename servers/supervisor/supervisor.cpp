@@ -151,6 +151,7 @@ class Supervisor {
 
   void event(const Instance& in, SupervisorEventKind kind, std::string detail = {}) {
     host_.events.push_back({sys_.now_ns(), manifest(in).instance, in.incarnation, kind, std::move(detail)});
+    if (host_.on_event) host_.on_event(host_.events.back());
   }
 
   void update_booted() {

@@ -11,6 +11,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <map>
 #include <string>
 #include <string_view>
@@ -124,6 +125,12 @@ struct SupervisorHost {
   // the supervisor must never wait for ever on a program it does not trust.
   // The standard servers (console, fs, kv, ckpt) are trusted: no limit.
   std::uint64_t service_call_timeout_ns = 1'000'000;
+  // Called with each event just after the supervisor logs it, on the
+  // supervisor's own fiber: for a host that watches a run as it happens (a live
+  // timeline; a benchmark's clock). It must not call into the node. It sees
+  // what `events` records, nothing more, and changes nothing in the simulated
+  // world (the trace hash is the same with or without it).
+  std::function<void(const SupervisorEvent&)> on_event;
 };
 
 // The supervisor's entry: its grants are "factory" (to create processes).

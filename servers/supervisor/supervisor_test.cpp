@@ -258,6 +258,50 @@ TEST(Supervisor, RestartPoliciesAndBackoff) {
   EXPECT_EQ(delays, (std::vector<std::string>{"in 1000 ns", "in 2000 ns", "in 4000 ns", "in 4000 ns"}));
 }
 
+// Property: a host's event observer is called with each event as the
+// supervisor logs it (at that virtual time, with that entry last in the log),
+// sees exactly the log, and changes nothing in the run (same trace hash).
+TEST(Supervisor, EventObserverSeesEachEventAsItIsLogged) {
+  const auto run = [](bool observe, std::vector<SupervisorEvent>* seen) {
+    System system(system_config());
+    system.add_standard_servers();
+    EXPECT_TRUE(system.add_program("flaky", [](Sys&) { throw std::runtime_error("crash"); }).ok());
+    Manifest m = manifest("flaky", "flaky", {{"console", "console", ""}}, RestartPolicy::on_failure);
+    m.backoff_ns_initial = 1'000;
+    m.restarts_max = 2;
+    system.add(m);
+    if (observe) {
+      system.on_supervisor_event([&system, seen](const SupervisorEvent& e) {
+        EXPECT_EQ(e.time_ns, system.node().now_ns()) << "called as the event is logged, not later";
+        EXPECT_EQ(system.supervisor().events.size(), seen->size() + 1) << "once per event, the newest last";
+        EXPECT_EQ(&system.supervisor().events.back(), &e);
+        seen->push_back(e);
+      });
+    }
+    EXPECT_TRUE(system.boot().ok());
+    EXPECT_TRUE(run_until(system, [&] { return find_event(system, "flaky", SupervisorEventKind::gave_up); }));
+    if (observe) {
+      EXPECT_EQ(seen->size(), system.supervisor().events.size());
+      for (std::size_t i = 0; i < seen->size() && i < system.supervisor().events.size(); ++i) {
+        const SupervisorEvent& logged = system.supervisor().events[i];
+        EXPECT_EQ((*seen)[i].time_ns, logged.time_ns);
+        EXPECT_EQ((*seen)[i].instance, logged.instance);
+        EXPECT_EQ((*seen)[i].incarnation, logged.incarnation);
+        EXPECT_EQ((*seen)[i].kind, logged.kind);
+        EXPECT_EQ((*seen)[i].detail, logged.detail);
+      }
+    }
+    return system.node().trace_hash();
+  };
+  std::vector<SupervisorEvent> seen;
+  const std::uint64_t watched = run(true, &seen);
+  EXPECT_EQ(watched, run(false, nullptr));
+  std::size_t restarts = 0;
+  for (const SupervisorEvent& e : seen) restarts += e.kind == SupervisorEventKind::restart_scheduled ? 1 : 0;
+  EXPECT_EQ(restarts, 2u);
+  EXPECT_GT(seen.size(), 6u) << "the servers' starts and announcements, three starts and exits of flaky";
+}
+
 // Property: a server crash loses no acknowledged write; the server recovers its
 // state from its own storage, and a client re-binds through the supervisor
 // (its old session is severed, never silently carried over).
