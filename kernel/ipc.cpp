@@ -249,7 +249,8 @@ Error Sys::call_begin(Cap<Endpoint> ep, const Message& request, Message& respons
   return Error{};
 }
 
-Result<Received> Sys::receive_until(Cap<Endpoint> ep, Message& request, std::uint64_t deadline_ns) {
+Error Sys::receive_begin(Cap<Endpoint> ep, Message& request, std::uint64_t deadline_ns, Received* result,
+                         Context** next) {
   if (!enter()) return Error::killed;
   Node& n = node_;
   const Result<CapNode*> cap =
@@ -257,12 +258,11 @@ Result<Received> Sys::receive_until(Cap<Endpoint> ep, Message& request, std::uin
   if (!cap) return fail(Op::receive, cap.error(), ep.handle());
   auto& endpoint = *static_cast<Endpoint*>(cap.value()->object);
 
-  Received result;
   self_.receive_message = &request;
-  self_.receive_result = &result;
+  self_.receive_result = result;
   // A pending signal on the bound notification comes first: it is one word
   // however often it was signalled, so it cannot starve callers.
-  Error e = self_.bound != nullptr && n.take_bound_notification(self_, result)
+  Error e = self_.bound != nullptr && n.take_bound_notification(self_, *result)
                 ? Error{}
                 : n.take_queued_sender(endpoint, self_);
   if (e == Error::would_block && deadline_ns <= n.now_ns_) e = Error::timed_out;
@@ -272,14 +272,11 @@ Result<Received> Sys::receive_until(Cap<Endpoint> ep, Message& request, std::uin
     self_.blocked_via = cap.value();
     endpoint.receivers.push_back(&self_);
     if (deadline_ns != UINT64_MAX) n.add_timer(deadline_ns, self_.id, {});
-    n.block(self_, nullptr);
-    e = self_.wake_error;
+    *next = n.block_target(self_, nullptr);
+    return Error{};  // receive_end reads how the receive went from wake_error
   }
-  self_.receive_message = nullptr;
-  self_.receive_result = nullptr;
-  n.trace(Op::receive, &self_, e, result.badge);
-  if (e != Error{}) return e;
-  return result;
+  self_.wake_error = e;
+  return Error{};
 }
 
 Status Sys::reply(Cap<Reply> reply, const Message& response) {

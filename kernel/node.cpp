@@ -43,23 +43,29 @@ Node::~Node() {
 // ---------------------------------------------------------------- scheduling
 
 void Node::block_slow(Process& self, Process* direct) {
+  if (Context* to = block_target(self, direct)) switch_to(self.context, *to);
+}
+
+Context* Node::block_target(Process& self, Process* direct) {
   assert(current_ == &self);
   if (may_hand_off()) {
     Process* next = direct != nullptr ? direct : ready_.pop_front();
     if (next != nullptr) --handoff_budget_;
     if (next == &self) {  // yield with nobody else ready
       self.state = ProcessState::running;
-      return;
+      return nullptr;
     }
     if (next != nullptr) {
-      switch_to_process(self.context, *next);
-      return;
+      assert(next->context.fiber && "switching to a process that is not suspended");
+      current_ = next;
+      next->state = ProcessState::running;
+      return &next->context;
     }
   } else if (direct != nullptr) {
     make_ready(*direct, direct->wake_error, direct->wake_value);
   }
   current_ = nullptr;
-  switch_to(self.context, scheduler_);
+  return &scheduler_;
 }
 
 void Node::detach(Process& p) {

@@ -261,6 +261,10 @@ class Node {
   // run loop. Inline: the IPC hand-off is on every call and every reply.
   void block(Process& self, Process* direct);
   void block_slow(Process& self, Process* direct);
+  // block_slow without the switch, for callers that make it themselves: marks
+  // where `self` goes and returns the context to switch to now (a process's or
+  // the run loop's), or null if `self` runs on (a yield with nobody else ready).
+  Context* block_target(Process& self, Process* direct);
   // block, for callers that make the switch themselves: returns the process to
   // switch to now, or null once it has blocked the ordinary way and resumed.
   Process* block_or_hand_off(Process& self, Process* direct) {
@@ -440,9 +444,18 @@ inline Status Sys::call_until(Cap<Endpoint> ep, const Message& request, Message&
   return call_end(response);
 }
 
-// Inline: a process killed while it waits in receive has one frame fewer to unwind.
+// Inline, and switching in the program's frame: a process killed while it
+// waits in receive has no kernel frame to unwind.
 inline Result<Received> Sys::receive(Cap<Endpoint> ep, Message& request) {
   return receive_until(ep, request, UINT64_MAX);
+}
+
+inline Result<Received> Sys::receive_until(Cap<Endpoint> ep, Message& request, std::uint64_t deadline_ns) {
+  Received result;
+  Context* next = nullptr;
+  if (const Error e = receive_begin(ep, request, deadline_ns, &result, &next); e != Error{}) return e;
+  if (next != nullptr) node_.switch_to(self_.context, *next);
+  return receive_end(result);
 }
 
 inline Result<Received> Sys::reply_receive(Cap<Reply> reply, const Message& response, Cap<Endpoint> ep,

@@ -17,6 +17,7 @@
 namespace persim::kernel {
 
 class Node;
+struct Context;
 struct Process;
 
 class Sys {
@@ -63,10 +64,10 @@ class Sys {
   // severed (the capability went while waiting), cspace_full
   // (no room for the reply capability and the transferred ones; the call stays
   // queued).
-  Result<Received> receive(Cap<Endpoint> ep, Message& request);
+  inline Result<Received> receive(Cap<Endpoint> ep, Message& request);
   // receive, giving up with timed_out once virtual time reaches `deadline_ns`
   // (at once if it has). May suspend.
-  Result<Received> receive_until(Cap<Endpoint> ep, Message& request, std::uint64_t deadline_ns);
+  inline Result<Received> receive_until(Cap<Endpoint> ep, Message& request, std::uint64_t deadline_ns);
   // Answers a call and consumes the reply capability. Does not suspend. Errors:
   // lookup errors, message_too_large, too_many_caps, peer_died (the caller is
   // gone; the capability is consumed), cspace_full (the caller's space is full).
@@ -154,14 +155,16 @@ class Sys {
   Result<Handle> derive_any(Handle from, ObjectType type, Rights mask, std::uint64_t badge);
   Result<Handle> granted_any(std::string_view name, ObjectType type);
 
-  // call and reply_receive are inline (in node.hpp) and switch fibers there, in
-  // the program's own code: see the comment on Sys::call. These are the parts
-  // before and after the switch. The `begin` parts return an error if the call
-  // failed before anything happened (already traced), else set `*next` to the
-  // process to hand the processor to, or to null if they already blocked and
-  // resumed the ordinary way.
+  // call, receive and reply_receive are inline (in node.hpp) and switch fibers
+  // there, in the program's own code: see the comment on Sys::call. These are
+  // the parts before and after the switch. The `begin` parts return an error if
+  // the call failed before anything happened (already traced), else set
+  // `*next` to the process (receive: the context) to switch to, or to null if
+  // they already blocked and resumed the ordinary way or did not block.
   Error call_begin(Cap<Endpoint> ep, const Message& request, Message& response, Process** next,
                    std::uint64_t deadline_ns);
+  Error receive_begin(Cap<Endpoint> ep, Message& request, std::uint64_t deadline_ns, Received* result,
+                      Context** next);
   inline Status call_end(const Message& response);
   Error reply_receive_begin(Cap<Reply> reply, const Message& response, Cap<Endpoint> ep, Message& request,
                             Received* result, Process** next);
