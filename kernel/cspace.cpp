@@ -1,9 +1,16 @@
 #include "kernel/cspace.hpp"
 
+#include <algorithm>
+
 namespace persim::kernel {
 
 bool CapSpace::grow() {
   if (slots_.size() >= cspace_slots_max) return false;
+  // One slot to start with (a million processes each blocked on one endpoint
+  // stay small); a space that needs a second needs several (grants, sessions,
+  // reply capabilities): room for 8 at once instead of growing 2, 4, 8.
+  constexpr std::size_t second_step = 8;
+  if (slots_.size() == 1 && slots_.capacity() < second_step) slots_.reserve(std::min<std::size_t>(second_step, cspace_slots_max));
   free_.push_back(static_cast<std::uint32_t>(slots_.size()));
   slots_.emplace_back();
   return true;

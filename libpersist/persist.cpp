@@ -37,10 +37,25 @@ namespace {
 
 // Entry names of what libpersist itself records; program fields may not start with '.'.
 const std::string random_entry = ".random";
-std::string file_entry(const std::string& name) { return ".file:" + name; }
-std::string token_entry(const std::string& what) { return ".token:" + what; }
-std::string grant_entry(const std::string& name) { return ".grant:" + name; }
-std::string console_input_entry(const std::string& name) { return ".console_in:" + name; }
+constexpr std::string_view file_entry = ".file:";                // + file name
+constexpr std::string_view file_token_entry = ".token:file:";      // + file name
+constexpr std::string_view console_token_entry = ".token:console:";  // + console name
+constexpr std::string_view kv_token_entry = ".token:kv:";          // + kv session name
+constexpr std::string_view grant_entry = ".grant:";              // + grant name
+constexpr std::string_view console_input_entry = ".console_in:";  // + console name
+// Builds such names (prefix + name) in one buffer, reused: no allocation once
+// it is long enough. Each name is used before the next is built.
+class EntryName {
+ public:
+  const std::string& operator()(std::string_view prefix, const std::string& name) {
+    buffer_.assign(prefix);
+    buffer_.append(name);
+    return buffer_;
+  }
+
+ private:
+  std::string buffer_;
+};
 const std::string group_epoch_entry = ".group_epoch";
 // The snapshot of a state up to this size (encoded) is kept for the next
 // checkpoint to write over; a larger one is freed after its checkpoint.
@@ -180,19 +195,21 @@ PersistStatus Persistent::load(const Image& image) {
   }
   for (const Binding& b : bindings_)
     if (const Entry* e = image.find(b.name)) b.load(*e);
+  EntryName entry;
   for (auto& f : files_) {
-    if (const Entry* e = image.find(file_entry(f->name_)); e != nullptr && e->kind == EntryKind::file) f->record_ = e->file;
-    if (const Entry* e = image.find(token_entry("file:" + f->name_)); e != nullptr && e->kind == EntryKind::token)
+    if (const Entry* e = image.find(entry(file_entry, f->name_)); e != nullptr && e->kind == EntryKind::file)
+      f->record_ = e->file;
+    if (const Entry* e = image.find(entry(file_token_entry, f->name_)); e != nullptr && e->kind == EntryKind::token)
       f->token_ = e->token;
   }
   for (auto& c : consoles_) {
-    if (const Entry* e = image.find(token_entry("console:" + c->name_)); e != nullptr && e->kind == EntryKind::token)
+    if (const Entry* e = image.find(entry(console_token_entry, c->name_)); e != nullptr && e->kind == EntryKind::token)
       c->token_ = e->token;
-    if (const Entry* e = image.find(console_input_entry(c->name_)); e != nullptr && e->kind == EntryKind::u64)
+    if (const Entry* e = image.find(entry(console_input_entry, c->name_)); e != nullptr && e->kind == EntryKind::u64)
       c->input_at_ = e->number;
   }
   for (auto& k : kvs_)
-    if (const Entry* e = image.find(token_entry("kv:" + k->name_)); e != nullptr && e->kind == EntryKind::token)
+    if (const Entry* e = image.find(entry(kv_token_entry, k->name_)); e != nullptr && e->kind == EntryKind::token)
       k->token_ = e->token;
   if (const Entry* e = image.find(random_entry); e != nullptr && e->kind == EntryKind::random)
     rng_ = kernel::Rng::from_state({e->numbers[0], e->numbers[1], e->numbers[2], e->numbers[3]});
@@ -435,19 +452,20 @@ void Persistent::snapshot_into(Image& image) {
     return e;
   };
   for (const Binding& b : bindings_) b.save(add(b.kind, b.name));
-  for (const auto& [name, cap] : grants_) add(EntryKind::grant, grant_entry(name));
-  auto token = [&add](const std::string& what, const TokenRecord& t) {
-    if (t.token != 0) add(EntryKind::token, token_entry(what)).token = t;
+  EntryName entry;
+  for (const auto& [name, cap] : grants_) add(EntryKind::grant, entry(grant_entry, name));
+  auto token = [&add, &entry](std::string_view prefix, const std::string& name, const TokenRecord& t) {
+    if (t.token != 0) add(EntryKind::token, entry(prefix, name)).token = t;
   };
   for (const auto& f : files_) {
-    add(EntryKind::file, file_entry(f->name_)).file = f->record_;
-    token("file:" + f->name_, f->token_);
+    add(EntryKind::file, entry(file_entry, f->name_)).file = f->record_;
+    token(file_token_entry, f->name_, f->token_);
   }
   for (const auto& c : consoles_) {
-    token("console:" + c->name_, c->token_);
-    if (c->input_at_) add(EntryKind::u64, console_input_entry(c->name_)).number = *c->input_at_;
+    token(console_token_entry, c->name_, c->token_);
+    if (c->input_at_) add(EntryKind::u64, entry(console_input_entry, c->name_)).number = *c->input_at_;
   }
-  for (const auto& k : kvs_) token("kv:" + k->name_, k->token_);
+  for (const auto& k : kvs_) token(kv_token_entry, k->name_, k->token_);
   const std::array<std::uint64_t, 4> state = rng_.state();
   add(EntryKind::random, random_entry).numbers.assign(state.begin(), state.end());
   if (options_.group) add(EntryKind::u64, group_epoch_entry).number = group_epoch_ + 1;
