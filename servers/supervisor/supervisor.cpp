@@ -73,8 +73,14 @@ enum class Phase : std::uint8_t {
   done,     // will not run again
 };
 
+struct Service;
+
 struct Instance {
   std::size_t index = 0;
+  // The service each of its manifest's grants needs, in grant order (null: no
+  // instance provides it). Looked up once: the services are known from the
+  // manifests before anything starts.
+  std::vector<Service*> grant_services;
   Phase phase = Phase::idle;
   std::uint32_t incarnation = 0;
   std::uint64_t client = 0;  // of the current (or last) incarnation
@@ -88,10 +94,23 @@ struct Instance {
   std::optional<RestartRecord> record;
 };
 
+// The standard servers, whose open requests differ, and the rest (a program's
+// own service: the generic root open).
+enum class ServiceKind : std::uint8_t { console, fs, kv, ckpt, other };
+
+ServiceKind kind_of(std::string_view service) {
+  if (service == "console") return ServiceKind::console;
+  if (service == "fs") return ServiceKind::fs;
+  if (service == "kv") return ServiceKind::kv;
+  if (service == "ckpt") return ServiceKind::ckpt;
+  return ServiceKind::other;
+}
+
 struct Service {
   std::optional<std::size_t> provider;  // the instance whose manifest provides it
   Cap<Endpoint> root;
   bool up = false;
+  ServiceKind kind = ServiceKind::other;
 };
 
 // A client_gone a program's service did not take in time: sent again later,
@@ -132,7 +151,17 @@ class Supervisor {
       in.index = i;
       in.backoff_ns = host_.manifests[i].backoff_ns_initial;
       instances_.push_back(std::move(in));
-      if (const std::string& s = host_.manifests[i].provides; !s.empty()) services_[s].provider = i;
+      if (const std::string& s = host_.manifests[i].provides; !s.empty()) {
+        Service& svc = services_[s];
+        svc.provider = i;
+        svc.kind = kind_of(s);
+      }
+    }
+    for (Instance& in : instances_) {
+      for (const GrantSpec& g : manifest(in).grants) {
+        const auto svc = services_.find(g.service);
+        in.grant_services.push_back(svc == services_.end() ? nullptr : &svc->second);
+      }
     }
     for (Instance& in : instances_) try_start(in);
     update_booted();
@@ -141,6 +170,10 @@ class Supervisor {
 
  private:
   const Manifest& manifest(const Instance& in) const { return host_.manifests[in.index]; }
+  // The service grant `g` (one of `in`'s manifest grants) needs; null if none provides it.
+  Service* service_of(const Instance& in, const GrantSpec& g) const {
+    return in.grant_services[static_cast<std::size_t>(&g - manifest(in).grants.data())];
+  }
   // How many programs checkpoint with `group` (those granted the checkpoint store).
   std::uint64_t group_size(const std::string& group) const {
     return static_cast<std::uint64_t>(std::count_if(host_.manifests.begin(), host_.manifests.end(), [&](const Manifest& m) {
@@ -192,16 +225,16 @@ class Supervisor {
   void try_start(Instance& in) {
     const Manifest& m = manifest(in);
     for (const GrantSpec& g : m.grants) {
-      const auto svc = services_.find(g.service);
-      if (svc == services_.end() || !svc->second.provider) {
+      const Service* svc = service_of(in, g);
+      if (svc == nullptr || !svc->provider) {
         refuse(in, {{g.name, g.describe() + ": no instance provides service '" + g.service + "'"}});
         return;
       }
-      if (!svc->second.up && instances_[*svc->second.provider].phase == Phase::done) {
+      if (!svc->up && instances_[*svc->provider].phase == Phase::done) {
         refuse(in, {{g.name, g.describe() + ": service '" + g.service + "' is down for good (its instance gave up)"}});
         return;
       }
-      if (!svc->second.up) {
+      if (!svc->up) {
         if (in.phase != Phase::waiting || in.waiting_for != g.service)
           event(in, SupervisorEventKind::waiting, "grant '" + g.name + "' needs service '" + g.service + "'");
         in.phase = Phase::waiting;
@@ -280,27 +313,31 @@ class Supervisor {
 
   // A session for grant `g` of `in`'s current client, from the service's root.
   Outcome resolve(const Instance& in, const GrantSpec& g, Cap<Endpoint>* session) {
-    const Service& svc = services_.at(g.service);
-    if (!svc.up) return {Error{}, ServiceError::unavailable};
+    const Service* found = service_of(in, g);
+    if (found == nullptr || !found->up) return {Error{}, ServiceError::unavailable};
+    const Service& svc = *found;
     const std::string& own = manifest(in).instance;
     const std::string_view arg = g.argument.empty() ? std::string_view(own) : std::string_view(g.argument);
-    if (g.service == "console") return console_open(sys_, svc.root, arg, in.client, session);
-    if (g.service == "kv") return kv_open(sys_, svc.root, arg, in.client, session);
-    if (g.service == "ckpt") {
-      const std::string& group = manifest(in).group;
-      return ckpt_open(sys_, svc.root, arg, group, group.empty() ? 0 : group_size(group), 0, in.client, session);
-    }
-    if (g.service == "fs") {
-      std::uint8_t mode = 0;
-      if (!fs_mode::parse(g.mode.empty() ? "r" : g.mode, &mode)) return {Error{}, ServiceError::malformed};
-      return fs_open(sys_, svc.root, g.argument, mode, in.client, session);
+    switch (svc.kind) {
+      case ServiceKind::console: return console_open(sys_, svc.root, arg, in.client, session);
+      case ServiceKind::kv: return kv_open(sys_, svc.root, arg, in.client, session);
+      case ServiceKind::ckpt: {
+        const std::string& group = manifest(in).group;
+        return ckpt_open(sys_, svc.root, arg, group, group.empty() ? 0 : group_size(group), 0, in.client, session);
+      }
+      case ServiceKind::fs: {
+        std::uint8_t mode = 0;
+        if (!fs_mode::parse(g.mode.empty() ? "r" : g.mode, &mode)) return {Error{}, ServiceError::malformed};
+        return fs_open(sys_, svc.root, g.argument, mode, in.client, session);
+      }
+      case ServiceKind::other: break;
     }
     // Any other service: the generic root open every server of one's own answers.
     Message request{}, reply{};
     request.label = static_cast<std::uint64_t>(RootOp::open);
     if (!wire::Writer(request).str(g.argument).str(g.mode).u64(in.client).ok())
       return {Error{}, ServiceError::malformed};
-    const Outcome o = call_service(g.service, svc, request, reply);
+    const Outcome o = call_service(svc, request, reply);
     if (o) *session = reply.received_cap<Endpoint>(0);
     if (o.kernel == Error::timed_out)
       event(instances_[*svc.provider], SupervisorEventKind::call_timed_out,
@@ -417,7 +454,7 @@ class Supervisor {
     Message request{}, reply{};
     request.label = static_cast<std::uint64_t>(RootOp::client_gone);
     wire::Writer(request).u64(client);
-    if (call_service(name, svc, request, reply).kernel != Error::timed_out) return;
+    if (call_service(svc, request, reply).kernel != Error::timed_out) return;
     if (gone_retry_.empty()) gone_retry_due_ = sys_.now_ns() + host_.service_call_timeout_ns;
     gone_retry_.push_back({name, svc.root, client});
     event(instances_[*svc.provider], SupervisorEventKind::call_timed_out,
@@ -435,11 +472,8 @@ class Supervisor {
 
   // The standard servers are trusted to answer; a program's own service is
   // waited on for service_call_timeout_ns at most (kernel: timed_out).
-  static bool trusted(const std::string& service) {
-    return service == "console" || service == "fs" || service == "kv" || service == "ckpt";
-  }
-  Outcome call_service(const std::string& name, const Service& svc, const Message& request, Message& reply) {
-    if (trusted(name)) return call(sys_, svc.root, request, reply);
+  Outcome call_service(const Service& svc, const Message& request, Message& reply) {
+    if (svc.kind != ServiceKind::other) return call(sys_, svc.root, request, reply);
     const kernel::Status s = sys_.call_until(svc.root, request, reply, sys_.now_ns() + host_.service_call_timeout_ns);
     if (!s) return {s.error(), ServiceError::ok};
     return {Error{}, status_of(reply)};
@@ -536,9 +570,9 @@ class Supervisor {
   bool regrant_waits(const Instance& in, const std::string& grant, Cap<kernel::Reply> reply_cap) {
     const GrantSpec* g = find_grant(in, grant);
     if (g == nullptr) return false;
-    const auto svc = services_.find(g->service);
-    if (svc == services_.end() || svc->second.up || !svc->second.provider) return false;
-    if (instances_[*svc->second.provider].phase == Phase::done) return false;  // it will not come back
+    const Service* svc = service_of(in, *g);
+    if (svc == nullptr || svc->up || !svc->provider) return false;
+    if (instances_[*svc->provider].phase == Phase::done) return false;  // it will not come back
     pending_.push_back({reply_cap, in.index, in.client, grant});
     return true;
   }
