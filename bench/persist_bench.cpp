@@ -41,6 +41,7 @@
 #include <variant>
 #include <vector>
 
+#include "bench/restart_rig.hpp"
 #include "kernel/node.hpp"
 #include "kernel/sys.hpp"
 #include "libpersist/image.hpp"
@@ -258,115 +259,33 @@ void floor_fiber_create_resume(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations());
 }
 
-// persim: a program under the supervisor, restarted on every exit with no
-// backoff (backoff_ns 0: the backoff is virtual time, not wall time, and would
-// only make the run loop jump its clock). Its manifest grants "data" (a
-// directory session fs:/data/), "console" and "ckpt". The program declares a
-// u64 field, a file "log" opened through "data" (read, write, create), and a
-// console session; it restores; the first incarnation writes 12 bytes to the
-// file and a line to its console and checkpoints (the image records the file
-// at offset 12), every later one restores from that image.
-//
-// One iteration, in two parts timed by the wall clock:
-// the old incarnation's teardown, from just before the kill to the supervisor's
-// restart_scheduled event (seen through SupervisorHost::on_event):
-//   - Node::kill of the running program (its stack unwinds, every capability
-//     it held goes, the supervisor's watch is signalled);
-//   - the supervisor notices the exit (process_status), logs what was severed,
-//     tells each of the four servers the client is gone (each closes that
-//     client's sessions by revoking them), schedules the restart;
-// then the restart proper, the brief's "re-grant + restore", from that event
-// to just after restore() returns in the new process:
-//   - the re-grant: a new process, the supervisor's own grant, then each
-//     manifest grant resolved afresh with its server (fs open of /data/,
-//     console open, ckpt open of the slot) and installed;
-//   - the new process's restore: list the slot's images, read the newest in
-//     chunks, decode and check it (checksum, names, types), load the field,
-//     map the console grant and seek the console's input to where the image
-//     recorded it, re-open the file through the directory grant and seek it to
-//     offset 12.
-// The window argument says which the benchmark's time is: the restart proper
-// (re-grant + restore) or the whole cycle (kill to running again).
-// After the timed part the program checks its state (count, file offset) and
-// blocks; the node runs to quiescence and the next iteration begins. Counters:
-// kernel calls and fiber switches per iteration (the untimed check and block
-// after the restore included: one stat, one endpoint_create, one receive).
+// persim: the system of bench/restart_rig.hpp (a program with a field, a file
+// and a console session under the supervisor, restarted on every exit), killed
+// and restarted once per iteration. The window says which part is timed, by the
+// wall clock: the restart proper, the brief's "re-grant + restore" (from the
+// supervisor scheduling the restart to restore() returning in the new
+// process), or the whole cycle (from just before the kill to the same point:
+// the old incarnation's teardown included). Counters: kernel calls and fiber
+// switches per iteration (the untimed check and block after the restore
+// included: one stat, one endpoint_create, one receive).
 enum class RestartWindow : std::uint8_t { regrant_restore, kill_to_running };
 
 void persim_restart(benchmark::State& state, RestartWindow window) {
   using Clock = std::chrono::steady_clock;
-  servers::System system;
-  system.add_standard_servers();
-  std::uint64_t incarnations = 0;
-  Clock::time_point running_again{};
-  Clock::time_point scheduled{};
-  system.on_supervisor_event([&scheduled](const servers::SupervisorEvent& e) {
-    if (e.kind == servers::SupervisorEventKind::restart_scheduled) scheduled = Clock::now();
-  });
-  std::string failure;
-  const kernel::Status added = system.add_program("app", [&](Sys& sys) {
-    Persistent p(sys, {.program = "app"});
-    std::uint64_t count = 0;
-    p.field("count", count);
-    persist::File& log = p.file("log", "data", "log",
-                                servers::fs_mode::read | servers::fs_mode::write | servers::fs_mode::create);
-    persist::Console& out = p.console("out", "console");
-    persist::Restored found;
-    const persist::PersistStatus restored = p.restore(&found);
-    running_again = Clock::now();
-    ++incarnations;
-    if (!restored) {
-      failure = "restore: " + restored.what;
-      return;
-    }
-    if (!found.from_image) {
-      count = 1;
-      if (!log.write(sys, "twelve bytes") || !out.write(sys, "started\n") || !p.checkpoint()) {
-        failure = "first incarnation: write or checkpoint failed";
-        return;
-      }
-    } else {
-      std::uint64_t offset = 0, size = 0;
-      if (count != 1 || !log.client().stat(sys, &offset, &size) || offset != 12 || size != 12) {
-        failure = "restored state or file offset is wrong";
-        return;
-      }
-    }
-    // Runs again: now wait forever (no timer: the node goes quiescent).
-    const kernel::Result<kernel::Cap<kernel::Endpoint>> idle = sys.endpoint_create();
-    kernel::Message m{};
-    if (idle) (void)sys.receive(*idle, m);
-  });
-  servers::Manifest m = manifest("app", {grant("data", "fs:/data/", "rwcd"), grant("console", "console"),
-                                         grant("ckpt", "ckpt")});
-  m.restart = servers::RestartPolicy::always;
-  m.backoff_ns_initial = 0;
-  m.backoff_ns_max = 0;
-  m.restarts_max = std::numeric_limits<std::uint32_t>::max();
-  system.add(std::move(m));
-  kernel::Node& node = system.node();
-  if (!added || !system.boot()) {
-    state.SkipWithError("cannot set up the system");
+  Clock::time_point scheduled{}, running_again{};
+  bench::RestartRig rig([&scheduled] { scheduled = Clock::now(); },
+                        [&running_again] { running_again = Clock::now(); });
+  if (!rig.boot()) {
+    state.SkipWithError(rig.failure().c_str());
     return;
   }
-  node.run();
-  if (!failure.empty() || incarnations != 1) {
-    state.SkipWithError(failure.empty() ? "the first incarnation did not run" : failure.c_str());
-    return;
-  }
-  const kernel::NodeStats before = node.stats();
+  const kernel::NodeStats before = rig.node().stats();
   for (auto _ : state) {
-    const std::optional<kernel::ProcessId> pid = system.process_of("app");  // not timed
-    const std::uint64_t expected = incarnations + 1;
+    const std::optional<kernel::ProcessId> pid = rig.program_process();
     scheduled = {};
     const Clock::time_point start = Clock::now();
-    if (!pid || !node.kill(*pid)) {
-      state.SkipWithError("no program to kill");
-      return;
-    }
-    node.run();
-    if (!failure.empty() || incarnations != expected) {
-      state.SkipWithError(failure.empty() ? "the program did not run again" : failure.c_str());
+    if (!rig.restart(pid)) {
+      state.SkipWithError(rig.failure().c_str());
       return;
     }
     if (scheduled < start || running_again < scheduled) {
@@ -376,7 +295,7 @@ void persim_restart(benchmark::State& state, RestartWindow window) {
     const Clock::time_point from = window == RestartWindow::regrant_restore ? scheduled : start;
     state.SetIterationTime(std::chrono::duration<double>(running_again - from).count());
   }
-  const kernel::NodeStats after = node.stats();
+  const kernel::NodeStats after = rig.node().stats();
   const double n = static_cast<double>(state.iterations());
   state.counters["kernel_calls"] = static_cast<double>(after.kernel_calls - before.kernel_calls) / n;
   state.counters["switches"] = static_cast<double>(after.switches - before.switches) / n;
