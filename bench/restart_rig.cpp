@@ -10,7 +10,7 @@ namespace persim::bench {
 bool RestartRig::boot() {
   system_.add_standard_servers();
   system_.on_supervisor_event([this](const servers::SupervisorEvent& e) {
-    if (e.kind == servers::SupervisorEventKind::restart_scheduled) scheduled_();
+    if (e.kind == servers::SupervisorEventKind::restart_scheduled && e.instance == "app") scheduled_();
   });
   const kernel::Status added = system_.add_program("app", [this](kernel::Sys& sys) { program(sys); });
   servers::Manifest m;

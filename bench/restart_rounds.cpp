@@ -10,8 +10,8 @@
 // handling; `whole`: both); instructions per restart = the "Collected" count /
 // 1000, and callgrind_annotate on the output file says where they go. The
 // parts are switched on and off with callgrind's client requests
-// (valgrind/callgrind.h, Debian package valgrind); built without that header,
-// the tool still runs but cannot select a part. See docs/performance.md.
+// (valgrind/callgrind.h, Debian package valgrind); built without that header
+// the tool refuses to run. See docs/performance.md.
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -60,22 +60,34 @@ class Collector {
   Phase phase_ = Phase::rest;
 };
 
+int usage(const char* self) {
+  std::fprintf(stderr, "usage: %s teardown|regrant_restore|whole [restarts: a number > 0, default 1000]\n", self);
+  return 2;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   const std::string_view name = argc > 1 ? argv[1] : "whole";
-  const long n = argc > 2 ? std::strtol(argv[2], nullptr, 10) : 1000;
+  long n = 1000;
+  if (argc > 2) {
+    char* end = nullptr;
+    n = std::strtol(argv[2], &end, 10);
+    if (end == argv[2] || *end != '\0' || n <= 0) return usage(argv[0]);
+  }
   Part part = Part::whole;
   if (name == "teardown") {
     part = Part::teardown;
   } else if (name == "regrant_restore") {
     part = Part::regrant_restore;
-  } else if (name != "whole" || n <= 0) {
-    std::fprintf(stderr, "usage: %s teardown|regrant_restore|whole [restarts, > 0]\n", argv[0]);
+  } else if (name != "whole") {
+    return usage(argv[0]);
+  }
+  if (!PERSIM_CAN_SELECT_PARTS) {
+    std::fprintf(stderr, "%s: built without valgrind/callgrind.h (Debian package valgrind): cannot count a part\n",
+                 argv[0]);
     return 2;
   }
-  if (!PERSIM_CAN_SELECT_PARTS && part != Part::whole)
-    std::fprintf(stderr, "note: built without valgrind/callgrind.h: every part is collected\n");
   Collector collector(part);
   persim::bench::RestartRig rig([&collector] { collector.scheduled(); }, [&collector] { collector.running_again(); });
   if (!rig.boot()) {

@@ -273,6 +273,7 @@ Error Sys::receive_begin(Cap<Endpoint> ep, Message& request, std::uint64_t deadl
     endpoint.receivers.push_back(&self_);
     if (deadline_ns != UINT64_MAX) n.add_timer(deadline_ns, self_.id, {});
     *next = n.block_target(self_, nullptr);
+    assert(*next != nullptr && "a receiver in a wait queue is not ready: it cannot be yielded back to");
     return Error{};  // receive_end reads how the receive went from wake_error
   }
   self_.wake_error = e;

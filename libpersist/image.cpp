@@ -185,6 +185,7 @@ class In {
 
   // n is 1, 2, 4 or 8. Inline: an image is mostly these.
   [[gnu::always_inline]] std::uint64_t le(std::size_t n, const char* what) {
+    assert(n <= 8);
     if (!need(n, what)) return 0;
     std::uint64_t v = 0;
     if constexpr (std::endian::native == std::endian::little) {

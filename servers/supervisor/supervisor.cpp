@@ -1,6 +1,7 @@
 #include "servers/supervisor/supervisor.hpp"
 
 #include <algorithm>
+#include <cassert>
 #include <map>
 
 #include "servers/ckpt/ckpt.hpp"
@@ -170,6 +171,13 @@ class Supervisor {
 
  private:
   const Manifest& manifest(const Instance& in) const { return host_.manifests[in.index]; }
+  // A service some manifest provides. Every one is known from run() on (the
+  // grants point into services_): none is added later.
+  Service& service(const std::string& name) {
+    const auto it = services_.find(name);
+    assert(it != services_.end());
+    return it->second;
+  }
   // The service grant `g` (one of `in`'s manifest grants) needs; null if none provides it.
   Service* service_of(const Instance& in, const GrantSpec& g) const {
     return in.grant_services[static_cast<std::size_t>(&g - manifest(in).grants.data())];
@@ -387,7 +395,7 @@ class Supervisor {
   void finish_instance(Instance& in) {
     in.phase = Phase::done;
     const std::string& service = manifest(in).provides;
-    if (service.empty() || services_[service].up) return;
+    if (service.empty() || this->service(service).up) return;
     for (Instance& waiting : instances_)
       if (waiting.phase == Phase::waiting && waiting.waiting_for == service) try_start(waiting);
     std::vector<PendingRegrant> still;
@@ -429,7 +437,7 @@ class Supervisor {
     in.process = {};
     if (!m.provides.empty()) {
       // Its root derived from the dead server's endpoint: severed already, its slot free.
-      Service& svc = services_[m.provides];
+      Service& svc = service(m.provides);
       svc.up = false;
       svc.root = {};
     }
@@ -465,7 +473,7 @@ class Supervisor {
     std::vector<PendingGone> due;
     due.swap(gone_retry_);
     for (const PendingGone& g : due) {
-      const Service& svc = services_[g.service];
+      const Service& svc = service(g.service);
       if (svc.up && svc.root == g.root) send_gone(g.service, svc, g.client);
     }
   }
@@ -529,7 +537,7 @@ class Supervisor {
     const std::string service(args.str());
     if (!args.done() || request.cap_count != 1 || service.empty()) return ServiceError::malformed;
     if (service != manifest(in).provides) return ServiceError::permission_denied;
-    Service& svc = services_[service];
+    Service& svc = this->service(service);
     if (svc.up) return ServiceError::exists;
     svc.root = request.received_cap<Endpoint>(0);
     svc.up = true;

@@ -127,7 +127,8 @@ struct SupervisorHost {
   std::uint64_t service_call_timeout_ns = 1'000'000;
   // Called with each event just after the supervisor logs it, on the
   // supervisor's own fiber: for a host that watches a run as it happens (a live
-  // timeline; a benchmark's clock). It must not call into the node. It sees
+  // timeline; a benchmark's clock). It must not call into the node, change this
+  // SupervisorHost (the supervisor holds references into it) or throw. It sees
   // what `events` records, nothing more, and changes nothing in the simulated
   // world (the trace hash is the same with or without it).
   std::function<void(const SupervisorEvent&)> on_event;
