@@ -11,8 +11,9 @@ bool CapSpace::grow() {
   // reply capabilities): room for 8 at once instead of growing 2, 4, 8.
   constexpr std::size_t second_step = 8;
   if (slots_.size() == 1 && slots_.capacity() < second_step) slots_.reserve(std::min<std::size_t>(second_step, cspace_slots_max));
-  free_.push_back(static_cast<std::uint32_t>(slots_.size()));
-  slots_.emplace_back();
+  assert(free_head_ == no_slot);
+  free_head_ = static_cast<std::uint32_t>(slots_.size());
+  slots_.emplace_back();  // empty, next free: none
   return true;
 }
 

@@ -45,7 +45,7 @@ class CapSpace {
     if (h.is_null() || f.slot >= slots_.size()) return Error::bad_handle;
     const Slot& s = slots_[f.slot];
     const bool generation_ok = s.generation == f.generation || v == HandleValidation::test_only_without_generation;
-    if (s.cap != nullptr && generation_ok) return s.cap;
+    if (s.holds() && generation_ok) return s.cap();
     if (f.generation != 0 && f.generation == s.severed_generation) return Error::severed;
     return Error::bad_handle;
   }
@@ -53,15 +53,15 @@ class CapSpace {
   // Puts `cap` in a free slot and returns its handle. Error: cspace_full.
   // Inline: IPC installs a reply capability on every call.
   Result<Handle> install(CapNode* cap) {
-    if (free_.empty() && !grow()) [[unlikely]] return Error::cspace_full;
-    const std::uint32_t index = free_.back();
-    free_.pop_back();
+    if (free_head_ == no_slot && !grow()) [[unlikely]] return Error::cspace_full;
+    const std::uint32_t index = free_head_;
     Slot& s = slots_[index];
-    assert(s.cap == nullptr);
+    assert(!s.holds());
+    free_head_ = s.next_free();
     // Raw 0 is the null handle: skip the one generation that would encode to it.
     if (encode_handle({index, s.generation}, salt_).is_null()) [[unlikely]] ++s.generation;
     assert(s.generation <= generation_max);
-    s.cap = cap;
+    s.hold(cap);
     cap->slot = index;
     ++live_;
     return encode_handle({index, s.generation}, salt_);
@@ -70,18 +70,19 @@ class CapSpace {
   // Empties the slot of `cap`. Inline: IPC consumes a reply capability on every reply.
   void remove(const CapNode* cap, SlotEnd end) {
     Slot& s = slots_[cap->slot];
-    assert(s.cap == cap);
-    s.cap = nullptr;
+    assert(s.cap() == cap);
     if (end == SlotEnd::severed) s.severed_generation = s.generation;
     --live_;
     // Retire a slot whose generation is used up, rather than let it wrap. The
     // +1 leaves room for the null-skip in install().
     if (s.generation + 2 > generation_max) [[unlikely]] {
+      s.vacate(no_slot);  // empty, and on no free list
       ++retired_;
       return;
     }
     ++s.generation;
-    free_.push_back(cap->slot);
+    s.vacate(free_head_);
+    free_head_ = cap->slot;
   }
 
   Handle handle_of(const CapNode* cap) const { return encode_handle({cap->slot, slots_[cap->slot].generation}, salt_); }
@@ -90,29 +91,44 @@ class CapSpace {
   std::uint32_t salt() const { return salt_; }
 
   std::uint32_t slot_count() const { return static_cast<std::uint32_t>(slots_.size()); }
-  CapNode* at(std::uint32_t slot) const { return slots_[slot].cap; }
+  CapNode* at(std::uint32_t slot) const { return slots_[slot].cap(); }
 
   // Every capability held, in slot order (deterministic).
   template <class F>
   void for_each(F&& f) const {
     for (const Slot& s : slots_)
-      if (s.cap != nullptr) f(s.cap);
+      if (s.holds()) f(s.cap());
   }
 
  private:
+  static constexpr std::uint32_t no_slot = UINT32_MAX;
+
+  // A slot holds a capability, or is empty and then names the next free slot
+  // (or no_slot): one word, a CapNode pointer (aligned, so its low bit is 0)
+  // or (next << 1) | 1. The free slots form a LIFO list through these words.
   struct Slot {
-    CapNode* cap = nullptr;
+    std::uintptr_t word = (std::uintptr_t{no_slot} << 1) | 1;
     std::uint32_t generation = 1;
     std::uint32_t severed_generation = 0;  // generation whose capability was severed
+
+    bool holds() const { return (word & 1) == 0; }
+    CapNode* cap() const { return holds() ? reinterpret_cast<CapNode*>(word) : nullptr; }
+    std::uint32_t next_free() const { return static_cast<std::uint32_t>(word >> 1); }
+    void hold(CapNode* c) {
+      word = reinterpret_cast<std::uintptr_t>(c);
+      assert(c != nullptr && holds());
+    }
+    void vacate(std::uint32_t next) { word = (std::uintptr_t{next} << 1) | 1; }
   };
-  // Appends a fresh slot to free_, unless cspace_slots_max are in use. Returns
-  // whether it did.
+  static_assert(sizeof(std::uintptr_t) == 8 && alignof(CapNode) >= 2);
+  // Appends a fresh slot and makes it the free list, unless cspace_slots_max are
+  // in use. Called only when the free list is empty. Returns whether it did.
   bool grow();
 
   std::vector<Slot> slots_;
-  // LIFO of free slot indices (deterministic reuse). A fresh slot enters it only
-  // when no freed one is left, so freed slots are reused first.
-  std::vector<std::uint32_t> free_;
+  // Head of the LIFO list of free slots (deterministic reuse). A fresh slot
+  // joins it only when no freed one is left, so freed slots are reused first.
+  std::uint32_t free_head_ = no_slot;
   std::uint32_t live_ = 0;
   std::uint32_t retired_ = 0;  // slots whose generations are used up
   std::uint32_t salt_;
