@@ -55,12 +55,7 @@ Context* Node::block_target(Process& self, Process* direct) {
       self.state = ProcessState::running;
       return nullptr;
     }
-    if (next != nullptr) {
-      assert(next->context.fiber && "switching to a process that is not suspended");
-      current_ = next;
-      next->state = ProcessState::running;
-      return &next->context;
-    }
+    if (next != nullptr) return &make_current(*next);
   } else if (direct != nullptr) {
     make_ready(*direct, direct->wake_error, direct->wake_value);
   }

@@ -293,6 +293,13 @@ class Node {
   // for a kill to unwind.
   [[gnu::always_inline]] void switch_to(Context& from, Context& to);
   [[gnu::always_inline]] void switch_to_process(Context& from, Process& to);
+  // `to` (suspended) becomes the running process; returns its context, to switch to.
+  Context& make_current(Process& to) {
+    assert(to.context.fiber && "switching to a process that is not suspended");
+    current_ = &to;
+    to.state = ProcessState::running;
+    return to.context;
+  }
   boost::context::fiber start_fiber(Process& p, Entry entry);
   ExitReason run_entry(Process& p, Entry& entry);
   // A kill's unwinding (node.cpp): the stack of a dead process unwound from
@@ -415,12 +422,7 @@ inline void Node::switch_to(Context& from, Context& to) {
   if (from.unwind) [[unlikely]] unwind_killed(from);
 }
 
-inline void Node::switch_to_process(Context& from, Process& to) {
-  assert(to.context.fiber && "switching to a process that is not suspended");
-  current_ = &to;
-  to.state = ProcessState::running;
-  switch_to(from, to.context);
-}
+inline void Node::switch_to_process(Context& from, Process& to) { switch_to(from, make_current(to)); }
 
 inline void Node::block(Process& self, Process* direct) {
   if (Process* next = block_or_hand_off(self, direct)) switch_to_process(self.context, *next);
