@@ -17,7 +17,12 @@
 using namespace persim::kernel;
 
 int main(int argc, char** argv) {
-  const std::uint64_t rounds = argc > 1 ? std::strtoull(argv[1], nullptr, 10) : 10000;
+  char* end = nullptr;
+  const std::uint64_t rounds = argc == 2 ? std::strtoull(argv[1], &end, 10) : 0;
+  if (argc != 2 || end == argv[1] || *end != '\0' || rounds == 0) {
+    std::fprintf(stderr, "usage: %s ROUNDS   (round trips: a number > 0)\n", argv[0]);
+    return 2;
+  }
   Node node;  // default NodeConfig, as in the benchmark
   const ProcessId server = node.create_process("server").value();
   const Handle ep = node.create_endpoint(server).value();
