@@ -4,6 +4,14 @@
 
 namespace persim::kernel {
 
+Result<CapNode*> CapSpace::lookup_miss(Handle h, HandleFields f, HandleValidation v) const {
+  if (h.is_null()) return Error::bad_handle;
+  const Slot& s = slots_[f.slot];
+  if (v == HandleValidation::test_only_without_generation && s.holds()) return s.cap();
+  if (f.generation != 0 && f.generation == s.severed_generation) return Error::severed;
+  return Error::bad_handle;
+}
+
 bool CapSpace::grow() {
   if (slots_.size() >= cspace_slots_max) return false;
   // One slot to start with (a million processes each blocked on one endpoint

@@ -42,12 +42,15 @@ class CapSpace {
   // Any type, no rights needed. Errors: bad_handle, severed.
   Result<CapNode*> lookup_any(Handle h, HandleValidation v) const {
     const HandleFields f = decode_handle(h, salt_);
-    if (h.is_null() || f.slot >= slots_.size()) return Error::bad_handle;
+    if (f.slot >= slots_.size()) return Error::bad_handle;
     const Slot& s = slots_[f.slot];
-    const bool generation_ok = s.generation == f.generation || v == HandleValidation::test_only_without_generation;
-    if (s.holds() && generation_ok) return s.cap();
-    if (f.generation != 0 && f.generation == s.severed_generation) return Error::severed;
-    return Error::bad_handle;
+    // Never true for the null handle: install() skips the one generation of
+    // each slot that would encode to it, so no capability is held under it.
+    if (s.holds() && s.generation == f.generation) [[likely]] {
+      assert(!h.is_null());
+      return s.cap();
+    }
+    return lookup_miss(h, f, v);
   }
 
   // Puts `cap` in a free slot and returns its handle. Error: cspace_full.
@@ -124,6 +127,9 @@ class CapSpace {
   // Appends a fresh slot and makes it the free list, unless cspace_slots_max are
   // in use. Called only when the free list is empty. Returns whether it did.
   bool grow();
+  // lookup_any when the slot does not hold a capability under the handle's
+  // generation: the test-only switch, severed or bad_handle.
+  Result<CapNode*> lookup_miss(Handle h, HandleFields f, HandleValidation v) const;
 
   std::vector<Slot> slots_;
   // Head of the LIFO list of free slots (deterministic reuse). A fresh slot

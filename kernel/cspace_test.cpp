@@ -105,6 +105,30 @@ TEST(CapSpace, NullHandleIsNeverIssued) {
   }
 }
 
+// The null handle is bad_handle even when it decodes to a slot that holds a
+// capability: lookups do not test for it, they rely on install() never using
+// the generation that would encode to it (here slot 0, generation 1 or 2).
+TEST(CapSpace, NullHandleNeverReachesAHeldCapability) {
+  FakeObject obj;
+  CapNode n{};
+  n.object = &obj;
+  for (std::uint32_t salt : {1u << handle_slot_bits, 2u << handle_slot_bits}) {
+    CapSpace space(salt);
+    for (int round = 0; round < 4; ++round) {  // slot 0 through generations 1 to 5
+      const Handle h = space.install(&n).value();
+      ASSERT_EQ(n.slot, 0u);
+      EXPECT_TRUE(space.lookup_any(h, HandleValidation::full).ok());
+      for (const HandleValidation v : {HandleValidation::full, HandleValidation::test_only_without_generation}) {
+        const Result<CapNode*> null = space.lookup_any(Handle(), v);
+        ASSERT_FALSE(null.ok()) << "the null handle reached a capability: salt " << salt << ", round " << round;
+        EXPECT_EQ(null.error(), Error::bad_handle);
+      }
+      space.remove(&n, SlotEnd::severed);
+      EXPECT_EQ(space.lookup_any(Handle(), HandleValidation::full).error(), Error::bad_handle);
+    }
+  }
+}
+
 // Property: a slot is retired, never wrapped, when its generations run out.
 TEST(CapSpace, SlotRetiresWhenGenerationsRunOut) {
   CapSpace space(0);

@@ -56,9 +56,10 @@ void copy_two_words(std::byte* to, const std::byte* from, std::size_t n) {
 }  // namespace
 
 [[gnu::always_inline]] inline Error Node::validate_message(Process& sender, const Message& m, SendPlan& plan, Handle* failed) {
+  if (m.cap_count == 0 && m.length <= msg_bytes_max) [[likely]] return Error{};  // the usual message: both checks at once
   if (m.length > msg_bytes_max) return Error::message_too_large;
   if (m.cap_count > msg_caps_max) return Error::too_many_caps;
-  return m.cap_count == 0 ? Error{} : lookup_transfers(sender, m, plan, failed);
+  return lookup_transfers(sender, m, plan, failed);
 }
 
 Error Node::lookup_transfers(Process& sender, const Message& m, SendPlan& plan, Handle* failed) {
@@ -234,7 +235,8 @@ Error Sys::call_begin(Cap<Endpoint> ep, const Message& request, Message& respons
   if (deadline_ns != UINT64_MAX) [[unlikely]] n.add_timer(deadline_ns, self_.id, {});
   Process* server = endpoint.receivers.front();
   if (server != nullptr && server->cspace.free_slots() >= n.slots_needed(request)) {
-    endpoint.receivers.remove(server);
+    [[maybe_unused]] Process* const taken = endpoint.receivers.pop_front();
+    assert(taken == server);
     n.deliver(plan, self_, *server);
     *next = n.block_or_hand_off(self_, server);  // hand the processor to the server
   } else {

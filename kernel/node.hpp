@@ -413,7 +413,10 @@ inline void Node::switch_to(Context& from, Context& to) {
     sanitizer::finish_switch(fake_stack, &came_from.bottom, &came_from.size);
     if (switch_from_ != nullptr) {
       switch_from_->fiber = std::move(resumer);
-      if (switch_from_ == &scheduler_) scheduler_.stack = came_from;  // learnt, not known in advance
+      // The run loop's stack, learnt, not known in advance; only the sanitizer's switch hooks use it.
+      if constexpr (sanitizer::enabled) {
+        if (switch_from_ == &scheduler_) scheduler_.stack = came_from;
+      }
     }
   }  // nothing with a destructor is left in this frame: the unwinding has no cleanup to run here
   // We are dead: the reaper wants our stack unwound. Out of line: started here,

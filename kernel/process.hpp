@@ -161,9 +161,21 @@ inline void ProcessQueue::remove(Process* p) {
   --size_;
 }
 
+// remove() of the head, which has no predecessor to unlink (the IPC hand-off
+// takes the first waiting receiver on every call).
 inline Process* ProcessQueue::pop_front() {
   Process* p = head_;
-  if (p != nullptr) remove(p);
+  if (p == nullptr) return nullptr;
+  assert(p->queue == this && p->queue_prev == nullptr);
+  head_ = p->queue_next;
+  if (head_ != nullptr) {
+    head_->queue_prev = nullptr;
+  } else {
+    tail_ = nullptr;
+  }
+  p->queue = nullptr;
+  p->queue_next = nullptr;
+  --size_;
   return p;
 }
 

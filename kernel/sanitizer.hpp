@@ -12,6 +12,7 @@
 namespace persim::kernel::sanitizer {
 
 #if defined(__SANITIZE_ADDRESS__)
+inline constexpr bool enabled = true;
 inline void start_switch(void** fake_stack_save, const void* bottom, std::size_t size) {
   __sanitizer_start_switch_fiber(fake_stack_save, bottom, size);
 }
@@ -22,6 +23,7 @@ inline void finish_switch(void* fake_stack_save, const void** old_bottom, std::s
 // unwinding): unpoison it, as AddressSanitizer does for a throw.
 inline void handle_no_return() { __asan_handle_no_return(); }
 #else
+inline constexpr bool enabled = false;
 inline void start_switch(void**, const void*, std::size_t) {}
 inline void finish_switch(void*, const void**, std::size_t*) {}
 inline void handle_no_return() {}
