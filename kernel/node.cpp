@@ -18,8 +18,8 @@ namespace ctx = boost::context;
 
 Node::Node(NodeConfig config)
     : config_(config),
-      rng_(config.seed),
       trace_hash_(config.seed),
+      rng_(config.seed),
       stacks_(config.stack_bytes, config.guarded_stacks_max),
       // Fault draws have a stream of their own: process streams are split(1), split(2), ...
       delay_rng_(rng_.split(UINT64_MAX)),

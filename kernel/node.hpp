@@ -329,11 +329,21 @@ class Node {
   [[gnu::noinline]] void emit(const TraceEvent& ev) { sink_->on_event(ev); }
   void audit_failure(Op op, const Process& p, Error e, Handle h);
 
+  // What every kernel call and switch touches comes first, in two cache lines
+  // (the IPC round trip reads and writes nothing else of the node).
   NodeConfig config_;
-  Rng rng_;
   std::uint64_t now_ns_ = 0;
   std::uint64_t trace_hash_;
   TraceSink* sink_ = nullptr;
+  Context* switch_from_ = nullptr;  // set by whoever switches; read by whoever resumes
+  Process* current_ = nullptr;
+  std::uint64_t handoff_until_ns_ = UINT64_MAX;  // see may_hand_off
+  std::uint64_t kernel_calls_ = 0;
+  std::uint64_t switches_ = 0;
+  std::size_t spare_replies_ = 0;  // Process::spare_reply nodes: allocated, but no capability or object
+  std::uint32_t handoff_budget_ = 0;
+
+  Rng rng_;
   AuditLog audit_;
 
   StackPool stacks_;
@@ -345,7 +355,6 @@ class Node {
   Pool<Factory, 16> factories_;
   Pool<Buffer, 64> buffers_;
   std::map<std::string, Entry, std::less<>> programs_;  // ordered: deterministic
-  std::size_t spare_replies_ = 0;  // Process::spare_reply nodes: allocated, but no capability or object
   std::vector<std::pair<std::string, std::uint64_t>> named_kills_;  // kill_at_call(name, n) not yet applied
   std::uint64_t kills_fired_ = 0;
   struct DelayRule {
@@ -372,16 +381,10 @@ class Node {
   std::uint64_t processes_created_ = 0;  // names each process's random stream
 
   Context scheduler_;
-  Context* switch_from_ = nullptr;  // set by whoever switches; read by whoever resumes
-  Process* current_ = nullptr;
   std::vector<Process*> reap_;  // dead processes whose fiber or memory awaits the run loop
-  std::uint32_t handoff_budget_ = 0;
   std::uint64_t run_until_ns_ = UINT64_MAX;
   bool stop_requested_ = false;
-  std::uint64_t handoff_until_ns_ = UINT64_MAX;  // see may_hand_off
   bool in_run_ = false;
-  std::uint64_t kernel_calls_ = 0;
-  std::uint64_t switches_ = 0;
 
   boost::asio::io_context io_;
 };

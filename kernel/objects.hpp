@@ -77,8 +77,9 @@ struct Reply : ObjectHeader {
 };
 
 // A capability: an entry in one process's capability space and a node in the
-// capability derivation tree (CDT) of its object.
-struct CapNode {
+// capability derivation tree (CDT) of its object. One cache line each: a
+// lookup, a mint or a consume touches one line, not two.
+struct alignas(64) CapNode {
   ObjectHeader* object = nullptr;
   Process* owner = nullptr;
   std::uint32_t slot = 0;
@@ -90,5 +91,6 @@ struct CapNode {
   CapNode* next_sibling = nullptr;
   CapNode* prev_sibling = nullptr;
 };
+static_assert(sizeof(CapNode) == 64, "a capability node is one cache line");
 
 }  // namespace persim::kernel

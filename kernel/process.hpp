@@ -67,24 +67,23 @@ struct Context {
 
 struct Process : ObjectHeader {
   Process(Node& n, ProcessId i, std::string nm, std::uint32_t salt, Rng r)
-      : ObjectHeader(ObjectType::process), node(n), id(i), name(std::move(nm)), cspace(salt), rng(r) {}
+      : ObjectHeader(ObjectType::process), id(i), cspace(salt), node(n), name(std::move(nm)), rng(r) {}
 
-  Node& node;
+  // What a kernel call or an IPC round trip reads or writes comes first (about
+  // four cache lines); the rest after it.
   ProcessId id;
-  std::string name;
   ProcessState state = ProcessState::embryo;
-  ExitReason exit_reason = ExitReason::none;
-  bool reaped = false;  // dead and its fiber is gone: the memory may be freed
-  CapSpace cspace;
-  Context context;
-  Rng rng;
+  // Set by whoever wakes it; read when it resumes.
+  Error wake_error{};
+  Handle send_handle;  // blocked_call: the endpoint capability used
   std::uint64_t kernel_calls = 0;
   // Fault hook: the process is killed when it makes this kernel call (1-based).
   std::uint64_t kill_at_call = UINT64_MAX;
   // Fault hook: each call it makes is held back, with this probability (per
   // million), for a uniform 1..delay_ns_max virtual ns before it is sent.
   std::uint64_t delay_ns_max = 0;
-  std::uint32_t delay_per_million = 0;
+  CapSpace cspace;
+  Context context;
 
   // Queue links: the ready queue or one wait queue.
   Process* queue_prev = nullptr;
@@ -94,7 +93,6 @@ struct Process : ObjectHeader {
   // IPC in progress. Pointers into this process's own (suspended) stack.
   const Message* send_message = nullptr;  // blocked_call: the request
   Message* reply_message = nullptr;       // blocked_call/blocked_reply: where the reply goes
-  Handle send_handle;                     // blocked_call: the endpoint capability used
   Message* receive_message = nullptr;     // blocked_receive: where the request goes
   Received* receive_result = nullptr;     // blocked_receive: badge and reply handle
   Reply* awaited_reply = nullptr;         // blocked_reply: the reply object it waits on
@@ -104,22 +102,26 @@ struct Process : ObjectHeader {
   // with no caller and no capabilities. Freed with the process's capabilities.
   CapNode* spare_reply = nullptr;
   Endpoint* blocked_on = nullptr;         // blocked_call/blocked_receive
-  Notification* waiting_on = nullptr;     // blocked_wait
   // blocked_call/blocked_receive/blocked_wait: the capability it waits
   // through. If that capability goes (revoked, or its holder's ancestor died),
   // the wait ends with severed: authority is checked for the whole wait.
   const CapNode* blocked_via = nullptr;
   std::uint64_t timer_seq = 0;            // sleeping: the timer that wakes it
+  // The notification its receive also waits for (Sys::notification_bind).
+  Notification* bound = nullptr;
 
-  // Set by whoever wakes it; read when it resumes.
-  Error wake_error{};
-  std::uint64_t wake_value = 0;
+  Node& node;
+  std::string name;
+  ExitReason exit_reason = ExitReason::none;
+  bool reaped = false;  // dead and its fiber is gone: the memory may be freed
+  std::uint32_t delay_per_million = 0;
+  Rng rng;
+  Notification* waiting_on = nullptr;     // blocked_wait
+  std::uint64_t wake_value = 0;           // set with wake_error by some wakers
 
   // Its initial capability table: what its creator granted it, by name. The
   // handles are as installed; one the process deleted since is simply stale.
   std::vector<NamedGrant> grants;
-  // The notification its receive also waits for (Sys::notification_bind).
-  Notification* bound = nullptr;
   // Signalled with `exit_badge` when this process exits (Sys::process_watch).
   Notification* exit_watch = nullptr;
   std::uint64_t exit_badge = 0;
