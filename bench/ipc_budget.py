@@ -19,10 +19,11 @@ persim-ipc-rounds divided by the difference of their counts) and the time per
 round trip of interleaved runs (the median over the runs), with the floor
 (persim-fiber-rounds) counted and timed the same way.
 
-  python3 bench/ipc_budget.py                  # about 10 minutes on 2 cores
+  python3 bench/ipc_budget.py                  # about 7 minutes on 2 cores
   python3 bench/ipc_budget.py --runs 5 --rounds 1000000
 
-Needs valgrind, cmake, ninja and what the project's build needs.
+Needs valgrind, cmake, ninja and what the project's build needs. Measures the
+committed HEAD (it says so if the working tree has changes it leaves out).
 """
 import argparse
 import os
@@ -64,10 +65,16 @@ def run(cmd, **kw):
     return subprocess.run(cmd, check=True, **kw)
 
 
+MARK = ".persim-ipc-budget"  # names a scratch directory this script made
+
+
 def prepare(work):
     src = os.path.join(work, "src")
     if os.path.exists(src):
+        if not os.path.exists(os.path.join(work, MARK)):
+            sys.exit(f"ipc_budget: {work} has a src/ this script did not make; give another --work")
         shutil.rmtree(src)
+    open(os.path.join(work, MARK), "w").close()
     os.makedirs(src)
     archive = subprocess.run(["git", "-C", ROOT, "archive", "HEAD"], check=True, capture_output=True).stdout
     run(["tar", "-x", "-C", src], input=archive)
@@ -112,6 +119,17 @@ def main():
     if args.rounds <= 0 or args.runs <= 0:
         ap.error("--rounds and --runs must be > 0")
 
+    missing = [tool for tool in ("git", "cmake", "ninja", "valgrind") if shutil.which(tool) is None]
+    if missing:
+        sys.exit(f"ipc_budget: needs {', '.join(missing)} on PATH")
+    work = os.path.abspath(args.work)
+    if work == ROOT or work.startswith(ROOT + os.sep):
+        sys.exit(f"ipc_budget: --work {work} is inside the repository; give a scratch directory outside it")
+    dirty = subprocess.run(["git", "-C", ROOT, "status", "--porcelain", "--untracked-files=no"], check=True,
+                           capture_output=True, text=True).stdout
+    if dirty:
+        print("ipc_budget: the working tree has uncommitted changes; measuring HEAD without them", file=sys.stderr)
+    args.work = work
     os.makedirs(args.work, exist_ok=True)
     src = prepare(args.work)
     commit = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], check=True, capture_output=True,

@@ -7,6 +7,7 @@
 //   valgrind --tool=callgrind --callgrind-out-file=/dev/null build/bench/bench/persim-ipc-rounds 20000
 //
 // (the "Collected" lines; setup and teardown cancel out). See docs/performance.md.
+#include <cctype>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -18,8 +19,10 @@ using namespace persim::kernel;
 
 int main(int argc, char** argv) {
   char* end = nullptr;
-  const std::uint64_t rounds = argc == 2 ? std::strtoull(argv[1], &end, 10) : 0;
-  if (argc != 2 || end == argv[1] || *end != '\0' || rounds == 0) {
+  // Digits only: strtoull alone would take "-1" (as 2^64 - 1) and leading blanks.
+  const bool digits = argc == 2 && std::isdigit(static_cast<unsigned char>(argv[1][0])) != 0;
+  const std::uint64_t rounds = digits ? std::strtoull(argv[1], &end, 10) : 0;
+  if (!digits || *end != '\0' || rounds == 0) {
     std::fprintf(stderr, "usage: %s ROUNDS   (round trips: a number > 0)\n", argv[0]);
     return 2;
   }

@@ -13,6 +13,7 @@
 // (valgrind/callgrind.h, Debian package valgrind); built without that header
 // it refuses a part and runs `whole` only (count it without
 // --collect-atstart=no then). See docs/performance.md.
+#include <cctype>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -73,8 +74,9 @@ int main(int argc, char** argv) {
   long n = 1000;
   if (argc > 2) {
     char* end = nullptr;
+    if (std::isdigit(static_cast<unsigned char>(argv[2][0])) == 0) return usage(argv[0]);  // no sign, no blanks
     n = std::strtol(argv[2], &end, 10);
-    if (end == argv[2] || *end != '\0' || n <= 0) return usage(argv[0]);
+    if (*end != '\0' || n <= 0) return usage(argv[0]);
   }
   Part part = Part::whole;
   if (name == "teardown") {

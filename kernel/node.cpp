@@ -183,7 +183,9 @@ ctx::fiber Node::start_fiber(Process& p, Entry entry) {
     sanitizer::finish_switch(nullptr, &came_from.bottom, &came_from.size);
     Context* return_to = switch_from_;  // used if we were killed before running
     switch_from_->fiber = std::move(resumer);
-    if (return_to == &scheduler_) scheduler_.stack = came_from;
+    if constexpr (sanitizer::enabled) {  // only the sanitizer's switch hooks use it (see switch_to)
+      if (return_to == &scheduler_) scheduler_.stack = came_from;
+    }
     ExitReason reason = ExitReason::returned;
     if (!p.context.unwind) {
       try {
