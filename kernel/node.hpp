@@ -329,8 +329,8 @@ class Node {
   [[gnu::noinline]] void emit(const TraceEvent& ev) { sink_->on_event(ev); }
   void audit_failure(Op op, const Process& p, Error e, Handle h);
 
-  // What every kernel call and switch touches comes first, in two cache lines
-  // (the IPC round trip reads and writes nothing else of the node).
+  // What every kernel call and switch touches comes first, within its first
+  // 120 bytes (the IPC round trip reads and writes nothing else of the node).
   NodeConfig config_;
   std::uint64_t now_ns_ = 0;
   std::uint64_t trace_hash_;
