@@ -5,23 +5,19 @@
 // round trip are the difference of two runs divided by the difference of their
 // counts (see docs/performance.md and bench/ipc_budget.py).
 #include <boost/context/fiber.hpp>
-#include <cctype>
 #include <cstdint>
 #include <cstdio>
-#include <cstdlib>
+#include <optional>
 #include <utility>
+
+#include "bench/count_arg.hpp"
 
 namespace ctx = boost::context;
 
 int main(int argc, char** argv) {
-  char* end = nullptr;
-  // Digits only: strtoull alone would take "-1" (as 2^64 - 1) and leading blanks.
-  const bool digits = argc == 2 && std::isdigit(static_cast<unsigned char>(argv[1][0])) != 0;
-  const std::uint64_t rounds = digits ? std::strtoull(argv[1], &end, 10) : 0;
-  if (!digits || *end != '\0' || rounds == 0) {
-    std::fprintf(stderr, "usage: %s ROUNDS   (round trips: a number > 0)\n", argv[0]);
-    return 2;
-  }
+  const std::optional<std::uint64_t> argument = persim::bench::rounds_argument(argc, argv);
+  if (!argument) return 2;
+  const std::uint64_t rounds = *argument;
   bool stop = false;
   std::uint64_t returns = 0;  // resumes that came back: the round trips made
   ctx::fiber peer{[&stop](ctx::fiber&& back) {

@@ -7,25 +7,20 @@
 //   valgrind --tool=callgrind --callgrind-out-file=/dev/null build/bench/bench/persim-ipc-rounds 20000
 //
 // (the "Collected" lines; setup and teardown cancel out). See docs/performance.md.
-#include <cctype>
 #include <cstdint>
 #include <cstdio>
-#include <cstdlib>
+#include <optional>
 
+#include "bench/count_arg.hpp"
 #include "kernel/node.hpp"
 #include "kernel/sys.hpp"
 
 using namespace persim::kernel;
 
 int main(int argc, char** argv) {
-  char* end = nullptr;
-  // Digits only: strtoull alone would take "-1" (as 2^64 - 1) and leading blanks.
-  const bool digits = argc == 2 && std::isdigit(static_cast<unsigned char>(argv[1][0])) != 0;
-  const std::uint64_t rounds = digits ? std::strtoull(argv[1], &end, 10) : 0;
-  if (!digits || *end != '\0' || rounds == 0) {
-    std::fprintf(stderr, "usage: %s ROUNDS   (round trips: a number > 0)\n", argv[0]);
-    return 2;
-  }
+  const std::optional<std::uint64_t> argument = persim::bench::rounds_argument(argc, argv);
+  if (!argument) return 2;
+  const std::uint64_t rounds = *argument;
   Node node;  // default NodeConfig, as in the benchmark
   const ProcessId server = node.create_process("server").value();
   const Handle ep = node.create_endpoint(server).value();

@@ -13,10 +13,10 @@
 // (valgrind/callgrind.h, Debian package valgrind); built without that header
 // it refuses a part and runs `whole` only (count it without
 // --collect-atstart=no then). See docs/performance.md.
-#include <cctype>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <optional>
 #include <string_view>
 
 #if __has_include(<valgrind/callgrind.h>)
@@ -28,6 +28,7 @@
 #define PERSIM_CAN_SELECT_PARTS 0
 #endif
 
+#include "bench/count_arg.hpp"
 #include "bench/restart_rig.hpp"
 
 namespace {
@@ -71,12 +72,11 @@ int usage(const char* self) {
 
 int main(int argc, char** argv) {
   const std::string_view name = argc > 1 ? argv[1] : "whole";
-  long n = 1000;
+  std::uint64_t n = 1000;
   if (argc > 2) {
-    char* end = nullptr;
-    if (std::isdigit(static_cast<unsigned char>(argv[2][0])) == 0) return usage(argv[0]);  // no sign, no blanks
-    n = std::strtol(argv[2], &end, 10);
-    if (*end != '\0' || n <= 0) return usage(argv[0]);
+    const std::optional<std::uint64_t> count = persim::bench::parse_count(argv[2]);
+    if (!count) return usage(argv[0]);
+    n = *count;
   }
   Part part = Part::whole;
   if (name == "teardown") {
@@ -97,14 +97,14 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "%s\n", rig.failure().c_str());
     return 1;
   }
-  for (long i = 0; i < n; ++i) {
+  for (std::uint64_t i = 0; i < n; ++i) {
     const auto pid = rig.program_process();
     collector.killing();
     if (!rig.restart(pid)) {
-      std::fprintf(stderr, "restart %ld: %s\n", i, rig.failure().c_str());
+      std::fprintf(stderr, "restart %llu: %s\n", static_cast<unsigned long long>(i), rig.failure().c_str());
       return 1;
     }
   }
-  std::printf("%ld restarts\n", n);
+  std::printf("%llu restarts\n", static_cast<unsigned long long>(n));
   return 0;
 }
