@@ -184,6 +184,21 @@ Error Node::take_queued_sender_slow(Endpoint& ep, Process& receiver) {
   return Error::would_block;
 }
 
+[[gnu::always_inline]] inline Error Node::receive_now(Process& self, Endpoint& ep, Message& request, Received* result) {
+  self.receive_message = &request;
+  self.receive_result = result;
+  // A pending signal on the bound notification comes first: it is one word
+  // however often it was signalled, so it cannot starve callers.
+  return self.bound != nullptr && take_bound_notification(self, *result) ? Error{} : take_queued_sender(ep, self);
+}
+
+[[gnu::always_inline]] inline void Node::wait_as_receiver(Process& self, Endpoint& ep, const CapNode* via) {
+  self.state = ProcessState::blocked_receive;
+  self.blocked_on = &ep;
+  self.blocked_via = via;
+  ep.receivers.push_back(&self);
+}
+
 [[gnu::always_inline]] inline Error Node::answer(Process& self, Handle reply, const Message& m, Process** caller, Handle* failed) {
   const Result<CapNode*> cap = self.cspace.lookup(reply, ObjectType::reply, Rights::send(), config_.handle_validation);
   if (!cap) {
@@ -260,19 +275,10 @@ Error Sys::receive_begin(Cap<Endpoint> ep, Message& request, std::uint64_t deadl
   if (!cap) return fail(Op::receive, cap.error(), ep.handle());
   auto& endpoint = *static_cast<Endpoint*>(cap.value()->object);
 
-  self_.receive_message = &request;
-  self_.receive_result = result;
-  // A pending signal on the bound notification comes first: it is one word
-  // however often it was signalled, so it cannot starve callers.
-  Error e = self_.bound != nullptr && n.take_bound_notification(self_, *result)
-                ? Error{}
-                : n.take_queued_sender(endpoint, self_);
+  Error e = n.receive_now(self_, endpoint, request, result);
   if (e == Error::would_block && deadline_ns <= n.now_ns_) e = Error::timed_out;
   if (e == Error::would_block) {
-    self_.state = ProcessState::blocked_receive;
-    self_.blocked_on = &endpoint;
-    self_.blocked_via = cap.value();
-    endpoint.receivers.push_back(&self_);
+    n.wait_as_receiver(self_, endpoint, cap.value());
     if (deadline_ns != UINT64_MAX) n.add_timer(deadline_ns, self_.id, {});
     *next = n.block_target(self_, nullptr);
     assert(*next != nullptr && "a receiver in a wait queue is not ready: it cannot be yielded back to");
@@ -311,16 +317,9 @@ Error Sys::reply_receive_begin(Cap<Reply> reply, const Message& response, Cap<En
   if (replied != Error{} && replied != Error::peer_died) return fail(Op::reply_receive, replied, failed);
   n.trace(Op::reply, &self_, replied, response.length, caller);
 
-  self_.receive_message = &request;
-  self_.receive_result = result;
-  const Error e = self_.bound != nullptr && n.take_bound_notification(self_, *result)
-                      ? Error{}
-                      : n.take_queued_sender(endpoint, self_);
+  const Error e = n.receive_now(self_, endpoint, request, result);
   if (e == Error::would_block) {
-    self_.state = ProcessState::blocked_receive;
-    self_.blocked_on = &endpoint;
-    self_.blocked_via = cap.value();
-    endpoint.receivers.push_back(&self_);
+    n.wait_as_receiver(self_, endpoint, cap.value());
     *next = n.block_or_hand_off(self_, caller);  // hand the processor to the caller just answered
     return Error{};  // receive_end reads how the receive went from wake_error
   }

@@ -241,6 +241,12 @@ class Node {
   // Errors: would_block (none queued), cspace_full (no room for the first).
   inline Error take_queued_sender(Endpoint& ep, Process& receiver);
   Error take_queued_sender_slow(Endpoint& ep, Process& receiver);
+  // The receive half of receive and reply_receive. receive_now: `self` takes
+  // its bound notification's signal or the first queued call (into `request`
+  // and `*result`); would_block if there is neither. wait_as_receiver: then
+  // it waits on `ep` through the capability `via` (the caller suspends it).
+  inline Error receive_now(Process& self, Endpoint& ep, Message& request, Received* result);
+  inline void wait_as_receiver(Process& self, Endpoint& ep, const CapNode* via);
   // Reply side of reply/reply_receive: validates, copies, consumes the reply
   // capability. On success `*caller` is the process to wake.
   inline Error answer(Process& self, Handle reply, const Message& m, Process** caller, Handle* failed);
