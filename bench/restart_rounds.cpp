@@ -15,7 +15,6 @@
 // --collect-atstart=no then). See docs/performance.md.
 #include <cstdint>
 #include <cstdio>
-#include <cstdlib>
 #include <optional>
 #include <string_view>
 
