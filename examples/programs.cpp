@@ -4,8 +4,6 @@
 
 namespace persim::examples {
 
-using kernel::Cap;
-using kernel::Endpoint;
 using kernel::Sys;
 using namespace persim::servers;
 
@@ -16,7 +14,7 @@ constexpr std::uint64_t step_ns = 1'000'000;  // a step a virtual millisecond
 
 // Prints 1..counter_steps on its console, a step a millisecond. Grants: console.
 void counter(Sys& sys) {
-  const auto console = sys.granted<Endpoint>("console");
+  const auto console = granted_session<ConsoleOp>(sys, "console");
   if (!console) return;
   for (int i = 1; i <= counter_steps; ++i) {
     if (!ConsoleClient(*console).write(sys, "count " + std::to_string(i) + "\n")) return;
@@ -27,15 +25,15 @@ void counter(Sys& sys) {
 // Appends a line a millisecond to its log. Grants: log (a file, append mode),
 // console. If the file server dies, asks the supervisor for its log again.
 void logger(Sys& sys) {
-  auto log = sys.granted<Endpoint>("log");
-  const auto console = sys.granted<Endpoint>("console");
+  const auto log = granted_session<FsOp>(sys, "log");
+  const auto console = granted_session<ConsoleOp>(sys, "console");
   if (!log || !console) return;
   FsClient file(*log);
   for (int i = 1; i <= counter_steps; ++i) {
     const std::string line = "line " + std::to_string(i) + "\n";
     Outcome o = file.write(sys, line);
     if (o.server_gone()) {
-      Cap<Endpoint> fresh;
+      Session<FsOp> fresh;
       if (!regrant(sys, "log", &fresh)) return;
       file = FsClient(fresh);
       o = file.write(sys, line);
@@ -53,8 +51,8 @@ void logger(Sys& sys) {
 // transactions that check both balances; prints the total, which never changes.
 // Grants: accounts (a key-value table), console.
 void bank(Sys& sys) {
-  const auto accounts = sys.granted<Endpoint>("accounts");
-  const auto console_cap = sys.granted<Endpoint>("console");
+  const auto accounts = granted_session<KvOp>(sys, "accounts");
+  const auto console_cap = granted_session<ConsoleOp>(sys, "console");
   if (!accounts || !console_cap) return;
   const KvClient kv(*accounts);
   const ConsoleClient console(*console_cap);
@@ -83,7 +81,7 @@ void bank(Sys& sys) {
 // Reads lines from its console and writes each back numbered: a program that
 // only uses stdin and stdout. Grants: console. Ends at the end of input.
 void echo(Sys& sys) {
-  const auto console_cap = sys.granted<Endpoint>("console");
+  const auto console_cap = granted_session<ConsoleOp>(sys, "console");
   if (!console_cap) return;
   const ConsoleClient console(*console_cap);
   bool end = false;

@@ -77,30 +77,29 @@ kernel::Entry receiver(Pair s, Observed& seen) {
     restore_or_throw(p, seen);
     seen.received_at_epoch[p.group_epoch()] = received;
     seen.received = received;
-    const Cap<Endpoint> ep = sys.endpoint_create().value();
-    servers::Sessions<servers::FsSession> sessions;
-    if (!servers::announce(sys, "peer", ep)) return;
-    for (;;) {
-      kernel::Message request{}, reply{};
-      const kernel::Result<kernel::Received> r = sys.receive(ep, request);
-      if (!r) return;
-      servers::wire::Reader in(request);
-      servers::ServiceError e = servers::ServiceError::ok;
-      bool counted = false;
-      if (r->badge == 0 && request.label == static_cast<std::uint64_t>(servers::RootOp::open)) {
-        (void)in.str();
-        (void)in.str();
-        e = sessions.open(sys, ep, servers::FsSession{in.u64(), "", 0, 0}, reply, servers::for_supervisor);
-      } else if (r->badge == 0) {
-        e = servers::close_client(sys, sessions, in, reply);
-      } else {
+    // Counts each request; the checkpoint due after every `every` is taken once the reply is out.
+    struct Peer : servers::BasicService {
+      Peer(Sys& sys, Cap<Endpoint> ep, Persistent& persistent, std::uint64_t& count, std::uint64_t cadence,
+           Observed& observed)
+          : BasicService(sys, ep), p(persistent), received(count), every(cadence), seen(observed) {}
+      servers::ServiceError handle(servers::ClientSession&, servers::Request&, kernel::Message&) {
         seen.received = ++received;
-        counted = true;
+        due = received % every == 0;
+        return servers::ServiceError::ok;
       }
-      reply.label = static_cast<std::uint64_t>(e);
-      (void)sys.reply(r->reply, reply);
-      if (counted && received % s.every == 0 && !p.checkpoint()) throw std::runtime_error("checkpoint");
-    }
+      void replied() {
+        if (std::exchange(due, false) && !p.checkpoint()) throw std::runtime_error("checkpoint");
+      }
+      Persistent& p;
+      std::uint64_t& received;
+      std::uint64_t every;
+      Observed& seen;
+      bool due = false;
+    };
+    const Cap<Endpoint> ep = sys.endpoint_create().value();
+    Peer peer(sys, ep, p, received, s.every, seen);
+    servers::ServerAudit audit;
+    servers::announce_and_serve(sys, "peer", ep, peer, audit);
   };
 }
 
@@ -352,25 +351,16 @@ TEST(GroupCheckpoint, MembersPrepareAgainOnARestartedStore) {
 kernel::Entry late_provider() {
   return [](Sys& sys) {
     if (!sys.sleep_for(1'000'000)) return;
-    const Cap<Endpoint> ep = sys.endpoint_create().value();
-    servers::Sessions<servers::FsSession> sessions;
-    if (!servers::announce(sys, "late", ep)) return;
-    for (;;) {
-      kernel::Message request{}, reply{};
-      const kernel::Result<kernel::Received> r = sys.receive(ep, request);
-      if (!r) return;
-      servers::wire::Reader in(request);
-      servers::ServiceError e = servers::ServiceError::unknown_operation;
-      if (request.label == static_cast<std::uint64_t>(servers::RootOp::open)) {
-        (void)in.str();
-        (void)in.str();
-        e = sessions.open(sys, ep, servers::FsSession{in.u64(), "", 0, 0}, reply, servers::for_supervisor);
-      } else if (request.label == static_cast<std::uint64_t>(servers::RootOp::client_gone)) {
-        e = servers::close_client(sys, sessions, in, reply);
+    struct Late : servers::BasicService {
+      using BasicService::BasicService;
+      servers::ServiceError handle(servers::ClientSession&, servers::Request&, kernel::Message&) {
+        return servers::ServiceError::unknown_operation;
       }
-      reply.label = static_cast<std::uint64_t>(e);
-      (void)sys.reply(r->reply, reply);
-    }
+    };
+    const Cap<Endpoint> ep = sys.endpoint_create().value();
+    Late late(sys, ep);
+    servers::ServerAudit audit;
+    servers::announce_and_serve(sys, "late", ep, late, audit);
   };
 }
 

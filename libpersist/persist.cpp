@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <cassert>
 
-#include "servers/supervisor/supervisor.hpp"
+#include "servers/supervisor/client.hpp"
 #include "servers/wire.hpp"
 
 namespace persim::persist {
@@ -142,7 +142,7 @@ File& Persistent::file(std::string name, std::string via, std::string path, std:
     // Opened after the restart: at once, and (exactly once) with a durable token.
     if (open_file(ref, false) && exactly_once()) {
       bool issued = false;
-      if (ensure_token(ref.cap_, ref.token_, "file '" + ref.name_ + "'", &issued) && issued) (void)checkpoint();
+      if (ensure_token(ref.session_.cap(), ref.token_, "file '" + ref.name_ + "'", &issued) && issued) (void)checkpoint();
     }
   }
   return ref;
@@ -223,7 +223,7 @@ PersistStatus Persistent::restore(Restored* restored) {
   Restored found;
   const kernel::Result<Cap<Endpoint>> ckpt = sys_.granted<Endpoint>(options_.checkpoint_grant);
   if (!ckpt) return fail(PersistError::no_store, "grant '" + options_.checkpoint_grant + "': " + describe(ckpt.error()));
-  store_.rebind(*ckpt);
+  store_.rebind(servers::Session<servers::CkptOp>(*ckpt));
   std::vector<servers::CkptKept> versions;
   if (const Outcome o = store_.list(sys_, &versions); !o)
     return fail(PersistError::no_store, "checkpoint store: " + o.describe());
@@ -354,9 +354,9 @@ PersistStatus Persistent::restore(Restored* restored) {
   for (auto& c : consoles_) {
     const kernel::Result<Cap<Endpoint>> g = sys_.granted<Endpoint>(c->via_);
     if (!g) return fail(PersistError::grant_missing, "console '" + c->name_ + "' (grant '" + c->via_ + "'): " + describe(g.error()));
-    c->cap_ = *g;
+    c->session_ = servers::Session<servers::ConsoleOp>(*g);
     if (c->input_at_) {
-      if (const Outcome o = servers::ConsoleClient(c->cap_).seek_input(sys_, *c->input_at_); !o)
+      if (const Outcome o = servers::ConsoleClient(c->session_).seek_input(sys_, *c->input_at_); !o)
         return fail(PersistError::session_refused,
                     "console '" + c->name_ + "': seek input to " + std::to_string(*c->input_at_) + ": " + o.describe());
       c->input_at_.reset();
@@ -365,7 +365,7 @@ PersistStatus Persistent::restore(Restored* restored) {
   for (auto& k : kvs_) {
     const kernel::Result<Cap<Endpoint>> g = sys_.granted<Endpoint>(k->via_);
     if (!g) return fail(PersistError::grant_missing, "kv '" + k->name_ + "' (grant '" + k->via_ + "'): " + describe(g.error()));
-    k->cap_ = *g;
+    k->session_ = servers::Session<servers::KvOp>(*g);
   }
   for (auto& f : files_)
     if (const PersistStatus s = open_file(*f, loaded); !s) return s;
@@ -373,11 +373,11 @@ PersistStatus Persistent::restore(Restored* restored) {
   if (exactly_once()) {
     bool issued = false;
     for (auto& c : consoles_)
-      if (const PersistStatus s = ensure_token(c->cap_, c->token_, "console '" + c->name_ + "'", &issued); !s) return s;
+      if (const PersistStatus s = ensure_token(c->session_.cap(), c->token_, "console '" + c->name_ + "'", &issued); !s) return s;
     for (auto& k : kvs_)
-      if (const PersistStatus s = ensure_token(k->cap_, k->token_, "kv '" + k->name_ + "'", &issued); !s) return s;
+      if (const PersistStatus s = ensure_token(k->session_.cap(), k->token_, "kv '" + k->name_ + "'", &issued); !s) return s;
     for (auto& f : files_)
-      if (const PersistStatus s = ensure_token(f->cap_, f->token_, "file '" + f->name_ + "'", &issued); !s) return s;
+      if (const PersistStatus s = ensure_token(f->session_.cap(), f->token_, "file '" + f->name_ + "'", &issued); !s) return s;
     restored_ = true;
     if (issued)
       if (const PersistStatus s = checkpoint(); !s) return s;
@@ -392,19 +392,19 @@ PersistStatus Persistent::open_file(File& f, bool restoring) {
   const std::string what = "file '" + f.name_ + "' (" + r.via + (r.path.empty() ? "" : ":" + r.path) + ")";
   const kernel::Result<Cap<Endpoint>> via = sys_.granted<Endpoint>(r.via);
   if (!via) return fail(PersistError::grant_missing, what + ": grant '" + r.via + "': " + describe(via.error()));
-  Cap<Endpoint> session = *via;
+  servers::Session<servers::FsOp> session(*via);
   if (!r.path.empty()) {
     servers::FsClient opened;
-    if (const Outcome o = servers::FsClient(*via).open(sys_, r.path, r.mode, &opened); !o)
+    if (const Outcome o = servers::FsClient(session).open(sys_, r.path, r.mode, &opened); !o)
       return fail(PersistError::session_refused, what + ": open: " + o.describe());
-    session = opened.cap();
+    session = opened.session();
   }
   // Writes in append mode go to the end; every other session resumes at its offset.
   if (restoring && (r.mode & servers::fs_mode::append) == 0 && r.offset != 0) {
     if (const Outcome o = servers::FsClient(session).seek(sys_, r.offset); !o)
       return fail(PersistError::session_refused, what + ": seek to " + std::to_string(r.offset) + ": " + o.describe());
   }
-  f.cap_ = session;
+  f.session_ = session;
   f.offset_ = restoring ? r.offset : 0;
   return {};
 }
@@ -478,16 +478,16 @@ PersistStatus Persistent::checkpoint(std::uint64_t* version) {
   // A file's offset is the server's: ask, so the image records exactly where it is.
   for (auto& f : files_) {
     std::uint64_t offset = 0, size = 0;
-    Outcome o = servers::FsClient(f->cap_).stat(sys_, &offset, &size);
-    if (o.server_gone() && f->rebind()) o = servers::FsClient(f->cap_).stat(sys_, &offset, &size);
+    Outcome o = servers::FsClient(f->session_).stat(sys_, &offset, &size);
+    if (o.server_gone() && f->rebind()) o = servers::FsClient(f->session_).stat(sys_, &offset, &size);
     if (!o) return fail(PersistError::session_refused, "file '" + f->name_ + "': stat: " + o.describe());
     f->record_.offset = offset;
     f->offset_ = offset;
   }
   for (auto& c : consoles_) {
     std::uint64_t at = 0;
-    Outcome o = servers::ConsoleClient(c->cap_).tell_input(sys_, &at);
-    if (o.server_gone() && c->rebind()) o = servers::ConsoleClient(c->cap_).tell_input(sys_, &at);
+    Outcome o = servers::ConsoleClient(c->session_).tell_input(sys_, &at);
+    if (o.server_gone() && c->rebind()) o = servers::ConsoleClient(c->session_).tell_input(sys_, &at);
     if (!o) return fail(PersistError::session_refused, "console '" + c->name_ + "': tell input: " + o.describe());
     c->input_at_ = at;  // for snapshot(); cleared below
   }
@@ -505,7 +505,7 @@ PersistStatus Persistent::checkpoint(std::uint64_t* version) {
   };
   Outcome o = send();
   if (o.server_gone()) {
-    Cap<Endpoint> fresh;
+    servers::Session<servers::CkptOp> fresh;
     if (regrant(options_.checkpoint_grant, &fresh)) {
       store_.rebind(fresh);
       o = send();
@@ -569,7 +569,8 @@ std::uint64_t Persistent::random_below(std::uint64_t bound) { return bound == 0 
 
 // ---------------------------------------------------------------- effects
 
-Outcome Persistent::effect(Cap<Endpoint>& session, TokenRecord& token, Message& request, Message& reply,
+template <class Protocol>
+Outcome Persistent::effect(servers::Session<Protocol>& session, TokenRecord& token, Message& request, Message& reply,
                            const std::function<bool()>& rebind) {
   if (exactly_once() && token.token != 0 && !servers::make_once(request, token.token, token.next_seq++))
     return {kernel::Error{}, ServiceError::malformed};
@@ -578,28 +579,31 @@ Outcome Persistent::effect(Cap<Endpoint>& session, TokenRecord& token, Message& 
   return o;
 }
 
-bool Persistent::regrant(const std::string& via, Cap<Endpoint>* cap) {
-  return servers::regrant(sys_, via, cap).ok();
+template <class Protocol>
+bool Persistent::regrant(const std::string& via, servers::Session<Protocol>* session) {
+  Cap<Endpoint> fresh;
+  if (!servers::regrant(sys_, via, &fresh)) return false;
+  *session = servers::Session<Protocol>(fresh);
+  return true;
 }
 
 bool File::rebind() {
-  Cap<Endpoint> via;
-  if (!owner_->regrant(record_.via, &via)) return false;
-  Cap<Endpoint> session = via;
+  servers::Session<servers::FsOp> session;
+  if (!owner_->regrant(record_.via, &session)) return false;
   if (!record_.path.empty()) {
     servers::FsClient opened;
-    if (!servers::FsClient(via).open(owner_->sys_, record_.path, record_.mode, &opened)) return false;
-    session = opened.cap();
+    if (!servers::FsClient(session).open(owner_->sys_, record_.path, record_.mode, &opened)) return false;
+    session = opened.session();
   }
   if ((record_.mode & servers::fs_mode::append) == 0 && offset_ != 0 &&
       !servers::FsClient(session).seek(owner_->sys_, offset_))
     return false;
-  cap_ = session;
+  session_ = session;
   return true;
 }
 
-bool Console::rebind() { return owner_->regrant(via_, &cap_); }
-bool Kv::rebind() { return owner_->regrant(via_, &cap_); }
+bool Console::rebind() { return owner_->regrant(via_, &session_); }
+bool Kv::rebind() { return owner_->regrant(via_, &session_); }
 
 namespace {
 
@@ -614,21 +618,21 @@ Message request_for(std::uint64_t op) {
 Outcome File::write(Sys&, std::string_view bytes) {
   Message request = request_for(static_cast<std::uint64_t>(servers::FsOp::write)), reply{};
   if (!servers::wire::Writer(request).str(bytes).ok()) return {kernel::Error{}, ServiceError::malformed};
-  const Outcome o = owner_->effect(cap_, token_, request, reply, [this] { return rebind(); });
+  const Outcome o = owner_->effect(session_, token_, request, reply, [this] { return rebind(); });
   if (o) offset_ += bytes.size();
   return o;
 }
 
 Outcome File::read(Sys& sys, std::uint32_t max, std::string* out) {
-  Outcome o = servers::FsClient(cap_).read(sys, max, out);
-  if (o.server_gone() && rebind()) o = servers::FsClient(cap_).read(sys, max, out);
+  Outcome o = servers::FsClient(session_).read(sys, max, out);
+  if (o.server_gone() && rebind()) o = servers::FsClient(session_).read(sys, max, out);
   if (o) offset_ += out->size();
   return o;
 }
 
 Outcome File::seek(Sys& sys, std::uint64_t offset) {
-  Outcome o = servers::FsClient(cap_).seek(sys, offset);
-  if (o.server_gone() && rebind()) o = servers::FsClient(cap_).seek(sys, offset);
+  Outcome o = servers::FsClient(session_).seek(sys, offset);
+  if (o.server_gone() && rebind()) o = servers::FsClient(session_).seek(sys, offset);
   if (o) offset_ = offset;
   return o;
 }
@@ -636,7 +640,7 @@ Outcome File::seek(Sys& sys, std::uint64_t offset) {
 Outcome File::truncate(Sys&, std::uint64_t size) {
   Message request = request_for(static_cast<std::uint64_t>(servers::FsOp::truncate)), reply{};
   servers::wire::Writer(request).u64(size);
-  return owner_->effect(cap_, token_, request, reply, [this] { return rebind(); });
+  return owner_->effect(session_, token_, request, reply, [this] { return rebind(); });
 }
 
 Outcome Console::write(Sys&, std::string_view text) {
@@ -645,33 +649,33 @@ Outcome Console::write(Sys&, std::string_view text) {
     text.remove_prefix(chunk.size());
     Message request = request_for(static_cast<std::uint64_t>(servers::ConsoleOp::write)), reply{};
     servers::wire::Writer(request).str(chunk);
-    if (const Outcome o = owner_->effect(cap_, token_, request, reply, [this] { return rebind(); }); !o) return o;
+    if (const Outcome o = owner_->effect(session_, token_, request, reply, [this] { return rebind(); }); !o) return o;
   } while (!text.empty());
   return {};
 }
 
 Outcome Console::read_line(Sys& sys, std::string* line, bool* end) {
-  Outcome o = servers::ConsoleClient(cap_).read_line(sys, line, end);
-  if (o.server_gone() && rebind()) o = servers::ConsoleClient(cap_).read_line(sys, line, end);
+  Outcome o = servers::ConsoleClient(session_).read_line(sys, line, end);
+  if (o.server_gone() && rebind()) o = servers::ConsoleClient(session_).read_line(sys, line, end);
   return o;
 }
 
 Outcome Kv::get(Sys& sys, std::string_view key, std::string* value) {
-  Outcome o = servers::KvClient(cap_).get(sys, key, value);
-  if (o.server_gone() && rebind()) o = servers::KvClient(cap_).get(sys, key, value);
+  Outcome o = servers::KvClient(session_).get(sys, key, value);
+  if (o.server_gone() && rebind()) o = servers::KvClient(session_).get(sys, key, value);
   return o;
 }
 
 Outcome Kv::put(Sys&, std::string_view key, std::string_view value) {
   Message request = request_for(static_cast<std::uint64_t>(servers::KvOp::put)), reply{};
   if (!servers::wire::Writer(request).str(key).str(value).ok()) return {kernel::Error{}, ServiceError::malformed};
-  return owner_->effect(cap_, token_, request, reply, [this] { return rebind(); });
+  return owner_->effect(session_, token_, request, reply, [this] { return rebind(); });
 }
 
 Outcome Kv::del(Sys&, std::string_view key) {
   Message request = request_for(static_cast<std::uint64_t>(servers::KvOp::del)), reply{};
   if (!servers::wire::Writer(request).str(key).ok()) return {kernel::Error{}, ServiceError::malformed};
-  return owner_->effect(cap_, token_, request, reply, [this] { return rebind(); });
+  return owner_->effect(session_, token_, request, reply, [this] { return rebind(); });
 }
 
 Outcome Kv::txn(Sys&, const std::vector<servers::KvTxnOp>& ops, std::uint8_t* failed) {
@@ -683,7 +687,7 @@ Outcome Kv::txn(Sys&, const std::vector<servers::KvTxnOp>& ops, std::uint8_t* fa
     if (op.kind == servers::KvTxnOp::Kind::check_equal || op.kind == servers::KvTxnOp::Kind::put) w.str(op.value);
   }
   if (!w.ok()) return {kernel::Error{}, ServiceError::malformed};
-  const Outcome o = owner_->effect(cap_, token_, request, reply, [this] { return rebind(); });
+  const Outcome o = owner_->effect(session_, token_, request, reply, [this] { return rebind(); });
   if (o.service == ServiceError::conflict && failed != nullptr) *failed = servers::wire::Reader(reply).u8();
   return o;
 }

@@ -113,7 +113,7 @@ class File {
   servers::Outcome read(kernel::Sys& sys, std::uint32_t max, std::string* out);
   servers::Outcome seek(kernel::Sys& sys, std::uint64_t offset);
   servers::Outcome truncate(kernel::Sys& sys, std::uint64_t size);
-  servers::FsClient client() const { return servers::FsClient(cap_); }
+  servers::FsClient client() const { return servers::FsClient(session_); }
 
  private:
   friend class Persistent;
@@ -121,7 +121,7 @@ class File {
   Persistent* owner_ = nullptr;
   std::string name_;
   FileRecord record_;
-  kernel::Cap<kernel::Endpoint> cap_;
+  servers::Session<servers::FsOp> session_;
   TokenRecord token_;
   std::uint64_t offset_ = 0;  // where the server's session is, as far as this side knows
 };
@@ -138,7 +138,7 @@ class Console {
   Persistent* owner_ = nullptr;
   std::string name_;
   std::string via_;
-  kernel::Cap<kernel::Endpoint> cap_;
+  servers::Session<servers::ConsoleOp> session_;
   TokenRecord token_;
   std::optional<std::uint64_t> input_at_;  // from the image, until restore seeks there
   bool rebind();
@@ -158,7 +158,7 @@ class Kv {
   Persistent* owner_ = nullptr;
   std::string name_;
   std::string via_;
-  kernel::Cap<kernel::Endpoint> cap_;
+  servers::Session<servers::KvOp> session_;
   TokenRecord token_;
 };
 
@@ -234,10 +234,12 @@ class Persistent {
   // Sends an effect (exactly once if so configured) through `session`.
   // A session whose server died is re-obtained by `rebind` and the request
   // sent again, as it was.
-  servers::Outcome effect(kernel::Cap<kernel::Endpoint>& session, TokenRecord& token, kernel::Message& request,
+  template <class Protocol>
+  servers::Outcome effect(servers::Session<Protocol>& session, TokenRecord& token, kernel::Message& request,
                           kernel::Message& reply, const std::function<bool()>& rebind);
-  // A fresh capability for grant `via` from the supervisor (the server restarted).
-  bool regrant(const std::string& via, kernel::Cap<kernel::Endpoint>* cap);
+  // A fresh session for grant `via` from the supervisor (the server restarted).
+  template <class Protocol>
+  bool regrant(const std::string& via, servers::Session<Protocol>* session);
   bool exactly_once() const { return options_.effects == Effects::exactly_once; }
 
   kernel::Sys& sys_;

@@ -270,7 +270,7 @@ TEST(Persist, RestoreNamesTheMissingGrantAndTheRefusedSession) {
     auto system = boot_app(d, {{"data", "fs:/data/", "rwcd"}, {"ckpt", "ckpt", ""}}, [](Sys& sys, Driven& dd) {
       if (dd.program.incarnations() == 0) {  // the file exists before the program opens it
         servers::FsClient created;
-        ASSERT_TRUE(servers::FsClient(sys.granted<Endpoint>("data").value())
+        ASSERT_TRUE(servers::FsClient(servers::granted_session<servers::FsOp>(sys, "data").value())
                         .open(sys, "out", servers::fs_mode::write | servers::fs_mode::create, &created)
                         .ok());
       }
@@ -282,7 +282,7 @@ TEST(Persist, RestoreNamesTheMissingGrantAndTheRefusedSession) {
     ASSERT_TRUE(run_until(*system, [&] { return d.program.incarnations() == 1; }));
     ASSERT_TRUE(d.restored.ok()) << d.restored.what;
     ASSERT_TRUE(d.program.run(*system, [](Sys& sys) {
-      ASSERT_TRUE(servers::FsClient(sys.granted<Endpoint>("data").value()).remove(sys, "out").ok());
+      ASSERT_TRUE(servers::FsClient(servers::granted_session<servers::FsOp>(sys, "data").value()).remove(sys, "out").ok());
     }));
     ASSERT_TRUE(system->node().kill(*system->process_of("app")).ok());
     ASSERT_TRUE(run_until(*system, [&] { return d.program.incarnations() == 2; }));
@@ -306,7 +306,7 @@ TEST(Persist, OverLongDeclarationsAreRefusedBeforeAnyImage) {
     p.console(std::string(declared_name_bytes_max + 1, 'c'), "console");
     dd.restored = p.restore();
     checkpointed = p.checkpoint();
-    ASSERT_TRUE(servers::CkptClient(sys.granted<Endpoint>("ckpt").value()).list(sys, &versions).ok());
+    ASSERT_TRUE(servers::CkptClient(servers::granted_session<servers::CkptOp>(sys, "ckpt").value()).list(sys, &versions).ok());
   });
   ASSERT_TRUE(run_until(*system, [&] { return d.program.incarnations() == 1; }));
   EXPECT_EQ(d.restored.error, PersistError::bad_declaration);
@@ -442,7 +442,7 @@ TEST(Persist, IncrementalImagesHoldWhatChangedAndRestoreWhole) {
     EXPECT_EQ(p->deltas_written(), 4u);
     std::vector<servers::CkptKept> kept;
     ASSERT_TRUE(d.program.run(*system, [&](Sys& sys) {
-      ASSERT_TRUE(servers::CkptClient(sys.granted<Endpoint>("ckpt").value()).list(sys, &kept).ok());
+      ASSERT_TRUE(servers::CkptClient(servers::granted_session<servers::CkptOp>(sys, "ckpt").value()).list(sys, &kept).ok());
     }));
     // Whole: 1, 4 (every third), 5 (too big a delta). Deltas: 2, 3 on 1; 6, 7 on 5.
     // Kept: 7 with its base 5, and 4, which shares nothing with them.
@@ -528,7 +528,7 @@ TEST(Persist, VersionsAndTypesAreChecked) {
     auto system = boot_app(d, {{"ckpt", "ckpt", ""}}, [&](Sys& sys, Driven& dd) {
       if (dd.program.incarnations() == 0) {
         // The first incarnation writes the old image as is.
-        servers::CkptClient store(sys.granted<Endpoint>("ckpt").value());
+        servers::CkptClient store(servers::granted_session<servers::CkptOp>(sys, "ckpt").value());
         ASSERT_TRUE(store.write(sys, encode(old_image), nullptr).ok());
         return;
       }

@@ -39,13 +39,17 @@ struct Fixture {
 };
 
 Cap<Endpoint> grant(Sys& sys, std::string_view name) { return sys.granted<Endpoint>(name).value(); }
+template <class Protocol>
+Session<Protocol> session(Sys& sys, std::string_view name) {
+  return granted_session<Protocol>(sys, name).value();
+}
 
 // Property: a started program writes to its console stream, named after it.
 TEST(Console, WritesLandInTheStreamAndInputIsRead) {
   Fixture f;
   f.system.console_input("client", "typed");
   f.run([](Sys& sys) {
-    const ConsoleClient console(grant(sys, "console"));
+    const ConsoleClient console(session<ConsoleOp>(sys, "console"));
     EXPECT_TRUE(console.write(sys, std::string(500, 'x')).ok()) << "longer than a chunk";
     std::string in;
     bool end = true;
@@ -62,7 +66,7 @@ TEST(Console, WritesLandInTheStreamAndInputIsRead) {
   f.system.node().at(f.system.node().now_ns() + 50'000, [&](kernel::Node&) { f.system.console_input("client", "later\n"); });
   f.system.node().at(f.system.node().now_ns() + 90'000, [&](kernel::Node&) { f.system.console_input("client", "", true); });
   f.run([&](Sys& sys) {
-    const ConsoleClient console(grant(sys, "console"));
+    const ConsoleClient console(session<ConsoleOp>(sys, "console"));
     std::string line;
     while (!end && console.read_line(sys, &line, &end).ok()) lines.push_back(line);
   });
@@ -75,8 +79,8 @@ TEST(Console, WritesLandInTheStreamAndInputIsRead) {
 TEST(FileServer, ModesOffsetsAppendAndDirectories) {
   Fixture f;
   f.run([](Sys& sys) {
-    const FsClient dir(grant(sys, "data"));
-    const FsClient readonly(grant(sys, "readonly"));
+    const FsClient dir(session<FsOp>(sys, "data"));
+    const FsClient readonly(session<FsOp>(sys, "readonly"));
     FsClient a, r, app;
     EXPECT_EQ(dir.open(sys, "a", fs_mode::read | fs_mode::write, &a).service, ServiceError::not_found);
     ASSERT_TRUE(dir.open(sys, "a", fs_mode::read | fs_mode::write | fs_mode::create, &a).ok());
@@ -112,7 +116,7 @@ TEST(FileServer, ModesOffsetsAppendAndDirectories) {
 TEST(KvStore, CasAndTransactionsAreAtomic) {
   Fixture f;
   f.run([](Sys& sys) {
-    const KvClient kv(grant(sys, "kv"));
+    const KvClient kv(session<KvOp>(sys, "kv"));
     ASSERT_TRUE(kv.put(sys, "alice", "100").ok());
     ASSERT_TRUE(kv.put(sys, "bob", "50").ok());
     EXPECT_EQ(kv.cas(sys, "alice", "99", "0").service, ServiceError::conflict);
@@ -151,7 +155,7 @@ TEST(CheckpointStore, ImagesCommitWholeAndQuotaHolds) {
     SCOPED_TRACE(transfer == CkptClient::Transfer::buffer ? "buffer" : "chunks");
     Fixture f;
     f.run([&](Sys& sys) {
-      CkptClient ckpt(grant(sys, "ckpt"), transfer);
+      CkptClient ckpt(session<CkptOp>(sys, "ckpt"), transfer);
       std::vector<std::byte> image;
       std::uint64_t version = 0;
       EXPECT_EQ(ckpt.read_newest(sys, &image, &version).service, ServiceError::not_found);
@@ -166,7 +170,7 @@ TEST(CheckpointStore, ImagesCommitWholeAndQuotaHolds) {
       const std::vector<std::byte> huge(5u << 20, std::byte{3});
       EXPECT_EQ(ckpt.write(sys, huge, &version).service, ServiceError::quota_exceeded);
       // Read back by either transfer, whichever wrote it.
-      CkptClient other(ckpt.cap(), transfer == CkptClient::Transfer::buffer ? CkptClient::Transfer::chunks
+      CkptClient other(ckpt.session(), transfer == CkptClient::Transfer::buffer ? CkptClient::Transfer::chunks
                                                                              : CkptClient::Transfer::buffer);
       ASSERT_TRUE(other.read(sys, 1, one.size(), &image).ok());
       EXPECT_EQ(image, one);
@@ -212,7 +216,7 @@ RC_GTEST_PROP(CheckpointStore, DeltasKeepTheirBasesAndOneDamageLeavesARestorePoi
     }
   };
   f.run([&](Sys& sys) {
-    CkptClient ckpt(grant(sys, "ckpt"));
+    CkptClient ckpt(session<CkptOp>(sys, "ckpt"));
     std::uint64_t newest = 0, last_whole = 0, wholes = 0;
     bool all_whole = true;
     for (const std::uint8_t step : steps) {
@@ -262,7 +266,7 @@ RC_GTEST_PROP(CheckpointStore, DeltasKeepTheirBasesAndOneDamageLeavesARestorePoi
   RC_ASSERT(f.system.node().kill(*f.system.process_of("ckpt")).ok());
   std::vector<CkptKept> after;
   f.run([&](Sys& sys) {
-    Cap<Endpoint> ckpt;
+    Session<CkptOp> ckpt;
     ASSERT_TRUE(regrant(sys, "ckpt", &ckpt).ok());
     ASSERT_TRUE(CkptClient(ckpt).list(sys, &after).ok());
   });
@@ -335,7 +339,7 @@ struct BadInput {
 };
 
 // Property: every server answers an unknown operation, malformed arguments and
-// an operation of another session kind with its precise error, audited; the
+// a root operation sent through a session with its precise error, audited; the
 // kernel refuses an oversized message and a capability of the wrong type
 // before any server sees them.
 TEST(BadInput, EveryServerAnswersPrecisely) {
@@ -367,33 +371,33 @@ TEST(BadInput, EveryServerAnswersPrecisely) {
       const Cap<kernel::Notification> note = sys.notification_create().value();
       seen.push_back(call(sys, Cap<Endpoint>(note.handle()), Message{}, reply).describe());
     });
-    EXPECT_EQ(seen, (std::vector<std::string>{"unknown_operation", "malformed", "unknown_operation",
+    EXPECT_EQ(seen, (std::vector<std::string>{"unknown_operation", "malformed", "wrong_session",
                                               "kernel: message_too_large", "kernel: wrong_type"}));
   }
   for (const ServerAudit* a : {&f.system.console().audit, &f.system.fs().audit, &f.system.kv().audit,
                                &f.system.ckpt().audit}) {
-    EXPECT_EQ(a->unknown_operations, 2u);
+    EXPECT_EQ(a->unknown_operations, 1u);
     EXPECT_EQ(a->malformed, 1u);
+    EXPECT_EQ(a->wrong_sessions, 1u);
   }
 }
 
 // Property: an operation meant for another kind of session is refused as such:
 // a file operation on a directory session, a directory operation on a file
-// session, an open on a session of a server that opens only through its root.
+// session, a root operation (an open) through a session.
 TEST(BadInput, WrongSessionKind) {
   Fixture f;
   std::vector<std::string> seen;
   f.run([&](Sys& sys) {
-    const FsClient dir(grant(sys, "data"));
+    const FsClient dir(session<FsOp>(sys, "data"));
     FsClient file;
     ASSERT_TRUE(dir.open(sys, "w", fs_mode::write | fs_mode::create, &file).ok());
     std::string out;
-    seen.push_back(FsClient(dir.cap()).read(sys, 1, &out).describe());
+    seen.push_back(FsClient(dir.session()).read(sys, 1, &out).describe());
     FsClient nested;
     seen.push_back(file.open(sys, "x", fs_mode::read, &nested).describe());
     Message request{}, reply{};
-    request.label = static_cast<std::uint64_t>(KvOp::open);
-    wire::Writer(request).str("other").u64(1);
+    ASSERT_TRUE(write_open(request, OpenRequest{"other", "", 1, "client", "", 0}));
     seen.push_back(call(sys, grant(sys, "kv"), request, reply).describe());
   });
   EXPECT_EQ(seen, (std::vector<std::string>{"wrong_session", "wrong_session", "wrong_session"}));
@@ -420,7 +424,7 @@ TEST(Idempotency, AppliedOncePerSequenceNumberAcrossACrash) {
     seen.push_back(put_once(sys, kv, token, 1, "again"));  // a repeat: acknowledged, not applied
     seen.push_back(put_once(sys, kv, token + 1, 2, "forged"));
     std::string v;
-    ASSERT_TRUE(KvClient(kv).get(sys, "k", &v).ok());
+    ASSERT_TRUE(KvClient(Session<KvOp>(kv)).get(sys, "k", &v).ok());
     seen.push_back(v);
   });
   ASSERT_TRUE(f.system.node().kill(*f.system.process_of("kv")).ok());
@@ -430,7 +434,7 @@ TEST(Idempotency, AppliedOncePerSequenceNumberAcrossACrash) {
     seen.push_back(put_once(sys, kv, token, 1, "after crash, repeat"));
     seen.push_back(put_once(sys, kv, token, 2, "two"));
     std::string v;
-    ASSERT_TRUE(KvClient(kv).get(sys, "k", &v).ok());
+    ASSERT_TRUE(KvClient(Session<KvOp>(kv)).get(sys, "k", &v).ok());
     seen.push_back(v);
   });
   EXPECT_EQ(seen, (std::vector<std::string>{"ok", "ok", "not_found", "one", "ok", "ok", "two"}));

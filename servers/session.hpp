@@ -6,18 +6,28 @@
 // client dies, the supervisor tells each server (RootOp::client_gone) and the
 // sessions opened for that client are gone, wherever their copies went.
 // Requests arriving with badge 0 come through the root capability, which only
-// the supervisor holds.
+// the supervisor holds: it opens every session with the same request
+// (RootOp::open, an OpenRequest), whatever the server.
+//
+// A server is a *service*: an object the loop (`serve`) hands each request to
+// once it has done what every server does (refuse restores of client state,
+// answer the root, find the session). See `serve` for what a service provides.
 #pragma once
 
 #include <cstdint>
 #include <cstring>
 #include <map>
+#include <optional>
+#include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
 #include "kernel/sys.hpp"
 #include "servers/idempotency.hpp"
 #include "servers/protocol.hpp"
+#include "servers/storage.hpp"
+#include "servers/supervisor/client.hpp"
 #include "servers/wire.hpp"
 
 namespace persim::servers {
@@ -42,6 +52,71 @@ struct ServerAudit {
     if (e == ServiceError::unknown_operation) ++unknown_operations;
     if (e == ServiceError::wrong_session) ++wrong_sessions;
   }
+};
+
+// What outlives a server's process, owned by the host (System): its trusted
+// storage (the disk it sits on) and its audit counts. Each server's host
+// derives from it with what else it keeps (the console: the terminal's streams).
+struct ServerHost {
+  ServerHost() = default;
+  ServerHost(const ServerHost&) = delete;
+  ServerHost& operator=(const ServerHost&) = delete;
+  virtual ~ServerHost() = default;
+  TrustedStore store;
+  ServerAudit audit;
+};
+
+// What the supervisor attests when it opens a session for a client: the one
+// root request every server answers (RootOp::open). Each server takes what it
+// needs and refuses what it cannot serve (malformed, not_found, ...). The
+// views point into the request message.
+struct OpenRequest {
+  std::string_view argument;  // what the grant names after "service:" ("" if nothing)
+  std::string_view mode;      // the grant's mode letters as written ("" if none); the server reads them
+  std::uint64_t client = 0;   // whose session: all of a client's sessions close when it dies
+  std::string_view instance;  // the client's instance, as its manifest names it
+  std::string_view group;     // its checkpoint group ("" if none)
+  std::uint64_t group_size = 0;  // instances of that group granted this service (0 without a group)
+
+  // A console stream or a checkpoint slot: named by the grant, else after the
+  // client's instance (so a restarted incarnation finds its predecessor's).
+  std::string_view argument_or_instance() const { return argument.empty() ? instance : argument; }
+};
+
+// The open request's payload: str argument, str mode, u64 client, str instance,
+// str group, u64 group_size. False if it does not fit a message.
+[[nodiscard]] inline bool write_open(Message& m, const OpenRequest& r) {
+  m.label = static_cast<std::uint64_t>(RootOp::open);
+  return wire::Writer(m)
+      .str(r.argument)
+      .str(r.mode)
+      .u64(r.client)
+      .str(r.instance)
+      .str(r.group)
+      .u64(r.group_size)
+      .ok();
+}
+
+// The open request `args` holds (views into its message); nullopt if it is
+// malformed (short, over-long strings, or bytes left over).
+inline std::optional<OpenRequest> read_open(wire::Reader& args) {
+  OpenRequest r;
+  r.argument = args.str();
+  r.mode = args.str();
+  r.client = args.u64();
+  r.instance = args.str();
+  r.group = args.str();
+  r.group_size = args.u64();
+  if (!args.done()) return std::nullopt;
+  return r;
+}
+
+// What a server finds wrong with a grant of its service as a manifest gives
+// it (before anything runs): in the grant's source ("fs:/path") or its mode.
+struct GrantProblem {
+  enum class Where : std::uint8_t { source, mode };
+  Where where;
+  std::string message;
 };
 
 // Sessions of type S (S must have `std::uint64_t client`), by badge. Badges are
@@ -104,15 +179,40 @@ class Sessions {
   std::uint64_t next_badge_ = 1;
 };
 
-// RootOp::client_gone, the same in every server: closes the sessions opened
-// for the client named in `in`; answers how many.
-template <class S>
-ServiceError close_client(Sys& sys, Sessions<S>& sessions, wire::Reader& in, Message& reply) {
-  const std::uint64_t client = in.u64();
-  if (!in.done()) return ServiceError::malformed;
-  wire::Writer(reply).u32(static_cast<std::uint32_t>(sessions.close_client(sys, client)));
-  return ServiceError::ok;
-}
+// A session that is nothing but its client's: what a service of a program's
+// own needs when its sessions carry no state.
+struct ClientSession {
+  std::uint64_t client = 0;
+};
+
+// The root of a service of a program's own whose sessions carry nothing but
+// whose they are: it opens one for any client the supervisor asks for. A
+// service derives from it and adds `handle` (see serve).
+class BasicService {
+ public:
+  BasicService(Sys& sys, Cap<Endpoint> ep) : sys_(sys), ep_(ep) {}
+  Sessions<ClientSession>& sessions() { return sessions_; }
+  ServiceError open(const OpenRequest& r, Message& reply) {
+    return sessions_.open(sys_, ep_, ClientSession{r.client}, reply, for_supervisor);
+  }
+
+ protected:
+  Sys& sys_;
+  Cap<Endpoint> ep_;
+
+ private:
+  Sessions<ClientSession> sessions_;
+};
+
+// One request through a session, as a service's `handle` sees it: the
+// operation, its arguments to read in order, and the message itself for the
+// capabilities it carries (a handler takes one by clearing its handle).
+struct Request {
+  std::uint64_t badge;
+  std::uint64_t op;
+  Message& message;
+  wire::Reader args;
+};
 
 // Capabilities a request carried that the handler did not take (it takes one by
 // clearing its handle) are deleted after the request.
@@ -122,9 +222,45 @@ inline void drop_received(Sys& sys, Message& request) {
   request.cap_count = 0;
 }
 
-// Token issue and at-most-once application around a handler.
-template <class Handler>
-ServiceError dispatch_once(Sys& sys, std::uint64_t badge, Message& request, Message& reply, Handler& handler,
+// The root, the same in every server: RootOp::open goes to the service's
+// `open`; RootOp::client_gone closes the client's sessions (after the
+// service's `closing(client)`, if it has one) and answers u32 how many.
+template <class Service>
+ServiceError dispatch_root(Sys& sys, Service& service, Message& request, Message& reply) {
+  wire::Reader args(request);
+  if (request.label == static_cast<std::uint64_t>(RootOp::open)) {
+    const std::optional<OpenRequest> open = read_open(args);
+    if (!open) return ServiceError::malformed;
+    return service.open(*open, reply);
+  }
+  if (request.label == static_cast<std::uint64_t>(RootOp::client_gone)) {
+    const std::uint64_t client = args.u64();
+    if (!args.done()) return ServiceError::malformed;
+    if constexpr (requires { service.closing(client); }) service.closing(client);
+    wire::Writer(reply).u32(static_cast<std::uint32_t>(service.sessions().close_client(sys, client)));
+    return ServiceError::ok;
+  }
+  return ServiceError::wrong_session;  // the root opens sessions and closes them, nothing else
+}
+
+// Root or session: the prologue every request goes through before the
+// service's handler. A root operation sent through a session is refused as
+// one sent through the wrong kind of capability.
+template <class Service>
+ServiceError dispatch(Sys& sys, Service& service, std::uint64_t badge, Message& request, Message& reply) {
+  if (badge == 0) return dispatch_root(sys, service, request, reply);
+  auto* session = service.sessions().find(badge);
+  if (session == nullptr) return ServiceError::wrong_session;  // closed: its copies are being revoked
+  if (request.label == static_cast<std::uint64_t>(RootOp::open) ||
+      request.label == static_cast<std::uint64_t>(RootOp::client_gone))
+    return ServiceError::wrong_session;
+  Request r{badge, request.label, request, wire::Reader(request)};
+  return service.handle(*session, r, reply);
+}
+
+// Token issue and at-most-once application around dispatch.
+template <class Service>
+ServiceError dispatch_once(Sys& sys, Service& service, std::uint64_t badge, Message& request, Message& reply,
                            Idempotency& once) {
   if (request.label == op_issue_token) {
     if (badge == 0) return ServiceError::wrong_session;
@@ -133,7 +269,7 @@ ServiceError dispatch_once(Sys& sys, std::uint64_t badge, Message& request, Mess
     if (e == ServiceError::ok) wire::Writer(reply).u64(token);
     return e;
   }
-  if ((request.label & op_once_bit) == 0) return handler(badge, request, reply);
+  if ((request.label & op_once_bit) == 0) return dispatch(sys, service, badge, request, reply);
   if (badge == 0) return ServiceError::wrong_session;
   if (request.length < once_trailer_bytes) return ServiceError::malformed;
   Message trailer{};
@@ -146,53 +282,64 @@ ServiceError dispatch_once(Sys& sys, std::uint64_t badge, Message& request, Mess
   request.label &= ~op_once_bit;
   if (!once.known(token)) return ServiceError::not_found;
   if (once.applied(token, seq)) return ServiceError::ok;  // done before: acknowledged, not redone
-  const ServiceError e = handler(badge, request, reply);
+  const ServiceError e = dispatch(sys, service, badge, request, reply);
   if (e == ServiceError::ok) once.record(token, seq);
   return e;
 }
 
-// The request loop every server runs: receive, refuse restores, hand the rest
-// to `handler(badge, request, reply) -> ServiceError`, reply with that status,
-// until the endpoint goes. A reply the caller cannot take (its space is full)
-// is dropped; the loop goes on. Received::notified wakeups go to
-// `handler.notified(word)` if the handler binds a notification. A handler with
-// `bool defer(badge, request, reply_cap)` may keep a request to answer later
-// (a read that waits for input): it then owns the reply capability.
+// The request loop every server runs: receive, refuse restores, answer the
+// root and find the session (dispatch), hand the rest to the service, reply
+// with its status, until the endpoint goes. A reply the caller cannot take
+// (its space is full) is dropped; the loop goes on.
+//
+// A service provides:
+//   Sessions<S>& sessions();
+//   ServiceError open(const OpenRequest&, Message& reply);   // a session for a client (root)
+//   ServiceError handle(S& session, Request& request, Message& reply);
+// and may provide:
+//   void closing(std::uint64_t client);   // before a dead client's sessions close
+//   void notified(std::uint64_t word);    // its bound notification was signalled
+//   bool defer(std::uint64_t badge, Message& request, Cap<Reply> reply);
+//       keeps a request to answer later (a read that waits for input): it then owns the reply capability
+//   std::uint64_t deadline(); void timeout();
+//       while a deadline is set (UINT64_MAX: none) the loop receives until it, and
+//       calls timeout() when it passes with nothing received (a group commit's flush)
+//   void replied();
+//       called after each reply, before the next receive (the loop then replies and
+//       receives in two calls): work a server does between requests (a checkpoint)
 // With `once`, the loop also issues idempotency tokens and applies operations
 // sent with op_once_bit at most once (see protocol.hpp).
-template <class Handler>
-void serve(Sys& sys, Cap<Endpoint> ep, Handler& handler, ServerAudit& audit, Idempotency* once = nullptr) {
+template <class Service>
+void serve(Sys& sys, Cap<Endpoint> ep, Service& service, ServerAudit& audit, Idempotency* once = nullptr) {
   Message request{}, reply{};
-  // A handler with `deadline()` (UINT64_MAX: none) and `timeout()` keeps time:
-  // while a deadline is set the loop receives until it, and calls timeout()
-  // when it passes with nothing received (a group commit's flush).
   auto deadline = [&]() -> std::uint64_t {
-    if constexpr (requires { handler.deadline(); }) return handler.deadline();
+    if constexpr (requires { service.deadline(); }) return service.deadline();
     return UINT64_MAX;
   };
   auto next = [&]() -> kernel::Result<kernel::Received> {
     for (;;) {
       const std::uint64_t d = deadline();
       kernel::Result<kernel::Received> got = d == UINT64_MAX ? sys.receive(ep, request) : sys.receive_until(ep, request, d);
-      if constexpr (requires { handler.timeout(); }) {
+      if constexpr (requires { service.timeout(); }) {
         if (!got && got.error() == kernel::Error::timed_out) {
-          handler.timeout();
+          service.timeout();
           continue;
         }
       }
       return got;
     }
   };
+  constexpr bool replies_apart = requires { service.replied(); };
   kernel::Result<kernel::Received> r = next();
   while (r) {
     if (r->notified) {
-      if constexpr (requires { handler.notified(std::uint64_t{}); }) handler.notified(r->badge);
+      if constexpr (requires { service.notified(std::uint64_t{}); }) service.notified(r->badge);
       r = next();
       continue;
     }
     ++audit.requests;
-    if constexpr (requires { handler.defer(std::uint64_t{}, request, r->reply); }) {
-      if ((request.label & ~op_once_bit) != op_restore_state && handler.defer(r->badge, request, r->reply)) {
+    if constexpr (requires { service.defer(std::uint64_t{}, request, r->reply); }) {
+      if ((request.label & ~op_once_bit) != op_restore_state && service.defer(r->badge, request, r->reply)) {
         drop_received(sys, request);
         r = next();
         continue;
@@ -203,18 +350,19 @@ void serve(Sys& sys, Cap<Endpoint> ep, Handler& handler, ServerAudit& audit, Ide
     reply.cap_count = 0;
     // A restore is refused whatever else its label says (op_once_bit included).
     const bool restore = (request.label & ~op_once_bit) == op_restore_state;
-    ServiceError e = restore                           ? ServiceError::untrusted_state
-                     : once != nullptr                 ? dispatch_once(sys, r->badge, request, reply, handler, *once)
-                                                       : handler(r->badge, request, reply);
+    ServiceError e = restore           ? ServiceError::untrusted_state
+                     : once != nullptr ? dispatch_once(sys, service, r->badge, request, reply, *once)
+                                       : dispatch(sys, service, r->badge, request, reply);
     drop_received(sys, request);
     audit.count(e);
     if (e != ServiceError::ok) reply.cap_count = 0;  // a refusal carries no capability (a detail at most)
     reply.label = static_cast<std::uint64_t>(e);
     const Cap<kernel::Reply> answer = r->reply;
-    if (deadline() != UINT64_MAX) {
+    if (replies_apart || deadline() != UINT64_MAX) {
       // A caller gone consumes the reply capability; one without room leaves it to drop.
       if (const kernel::Status sent = sys.reply(answer, reply); !sent && sent.error() == kernel::Error::cspace_full)
         (void)sys.delete_cap(answer);
+      if constexpr (replies_apart) service.replied();
       r = next();
       continue;
     }
@@ -224,6 +372,16 @@ void serve(Sys& sys, Cap<Endpoint> ep, Handler& handler, ServerAudit& audit, Ide
       r = next();
     }
   }
+}
+
+// A server's life once it is set up: announce `service` to the supervisor,
+// handing it the root (a send-only capability to `ep`), then serve until the
+// endpoint goes. Returns at once if the announcement is refused. May suspend.
+template <class Service>
+void announce_and_serve(Sys& sys, std::string_view name, Cap<Endpoint> ep, Service& service, ServerAudit& audit,
+                        Idempotency* once = nullptr) {
+  if (!announce(sys, name, ep)) return;
+  serve(sys, ep, service, audit, once);
 }
 
 }  // namespace persim::servers

@@ -10,11 +10,14 @@ using kernel::ProcessId;
 using kernel::Sys;
 
 System::System(kernel::NodeConfig config) : node_(config) {
-  const bool registered = node_.register_program("console", [c = console_.get()](Sys& sys) { console_main(sys, *c); }) &&
-                          node_.register_program("fs", [f = fs_.get()](Sys& sys) { file_server_main(sys, *f); }) &&
-                          node_.register_program("kv", [k = kv_.get()](Sys& sys) { kv_main(sys, *k); }) &&
-                          node_.register_program("ckpt", [c = ckpt_.get()](Sys& sys) { ckpt_main(sys, *c); }) &&
-                          node_.register_program("supervisor", [s = &supervisor_](Sys& sys) { supervisor_main(sys, *s); });
+  bool registered = true;
+  for (const StandardService& service : standard_services()) {
+    ServerHost& host = *hosts_.emplace_back(service.make_host());
+    registered = registered && node_.register_program(std::string(service.name), [&host, main = service.main](Sys& sys) {
+      main(sys, host);
+    });
+  }
+  registered = registered && node_.register_program("supervisor", [s = &supervisor_](Sys& sys) { supervisor_main(sys, *s); });
   assert(registered && "the standard programs register on a fresh node");
   (void)registered;
 }
@@ -24,12 +27,13 @@ kernel::Status System::add_program(std::string name, kernel::Entry entry) {
 }
 
 void System::add_standard_servers(RestartPolicy policy) {
-  for (const char* name : {"console", "fs", "kv", "ckpt"}) {
+  for (const StandardService& service : standard_services()) {
     Manifest m;
-    m.instance = name;
-    m.program = name;
-    m.provides = name;
+    m.instance = service.name;
+    m.program = service.name;
+    m.provides = service.name;
     m.restart = policy;
+    m.trusted = true;
     add(std::move(m));
   }
 }
@@ -47,10 +51,11 @@ kernel::Status System::boot() {
 }
 
 void System::console_input(const std::string& stream, std::string_view text, bool end) {
-  console_->input[stream] += text;
-  if (end) console_->closed[stream] = true;
-  const std::optional<ProcessId> console = process_of("console");
-  if (console && !console_->wake.is_null()) (void)node_.signal(*console, console_->wake);
+  ConsoleHost& host = console();
+  host.input[stream] += text;
+  if (end) host.closed[stream] = true;
+  const std::optional<ProcessId> process = process_of(ConsoleHost::service);
+  if (process && !host.wake.is_null()) (void)node_.signal(*process, host.wake);
 }
 
 void System::use_durable_checkpoints(std::uint64_t group_commit_window_ns) {
@@ -59,8 +64,8 @@ void System::use_durable_checkpoints(std::uint64_t group_commit_window_ns) {
   char name[48];
   std::snprintf(name, sizeof name, "persim-disk-%p", static_cast<void*>(this));
   disk_ = std::make_unique<SimDisk>(name);
-  ckpt_->disk = disk_.get();
-  ckpt_->group_commit_window_ns = group_commit_window_ns;
+  ckpt().disk = disk_.get();
+  ckpt().group_commit_window_ns = group_commit_window_ns;
 }
 
 kernel::Status System::power_loss(PowerLoss mode, std::uint64_t seed) {

@@ -1,13 +1,17 @@
-// A node with the standard servers (console, file server, key-value store,
-// checkpoint store) and a supervisor, built the way scenarios and tests build
-// one: register programs, add manifests, boot.
+// A node with the standard servers (servers/standard.hpp: console, file
+// server, key-value store, checkpoint store) and a supervisor, built the way
+// scenarios and tests build one: register programs, add manifests, boot.
 #pragma once
 
+#include <cassert>
+#include <cstdlib>
 #include <functional>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "kernel/node.hpp"
 #include "servers/ckpt/ckpt.hpp"
@@ -15,6 +19,7 @@
 #include "servers/console/console.hpp"
 #include "servers/fs/fs.hpp"
 #include "servers/kv/kv.hpp"
+#include "servers/standard.hpp"
 #include "servers/supervisor/supervisor.hpp"
 
 namespace persim::servers {
@@ -29,7 +34,8 @@ class System {
 
   // Registers a program processes can run. Errors: as Node::register_program.
   kernel::Status add_program(std::string name, kernel::Entry entry);
-  // The manifests of the four standard servers, each restarted by `policy`.
+  // The manifests of the standard servers (trusted, each providing its
+  // service), each restarted by `policy`.
   void add_standard_servers(RestartPolicy policy = RestartPolicy::always);
   void add(Manifest m) { supervisor_.manifests.push_back(std::move(m)); }
 
@@ -49,10 +55,21 @@ class System {
   // output (the terminal) remain.
   kernel::Status power_loss(PowerLoss mode, std::uint64_t seed);
 
-  ConsoleHost& console() { return *console_; }
-  FileServerHost& fs() { return *fs_; }
-  KvHost& kv() { return *kv_; }
-  CkptHost& ckpt() { return *ckpt_; }
+  // What outlives each standard server's processes, in standard_services() order.
+  std::span<const std::unique_ptr<ServerHost>> hosts() const { return hosts_; }
+  // The host of the standard server whose host type is H (H::service names it).
+  template <class H>
+  H& host() const {
+    const auto& all = standard_services();
+    for (std::size_t i = 0; i < all.size(); ++i)
+      if (all[i].name == H::service) return static_cast<H&>(*hosts_[i]);
+    assert(false && "not a standard server's host");
+    std::abort();
+  }
+  ConsoleHost& console() { return host<ConsoleHost>(); }
+  FileServerHost& fs() { return host<FileServerHost>(); }
+  KvHost& kv() { return host<KvHost>(); }
+  CkptHost& ckpt() { return host<CkptHost>(); }
   const SupervisorHost& supervisor() const { return supervisor_; }
   // See SupervisorHost::on_event. Null to stop.
   void on_supervisor_event(std::function<void(const SupervisorEvent&)> observer) {
@@ -69,11 +86,9 @@ class System {
   std::optional<kernel::ProcessId> process_of(std::string_view instance) const;
 
  private:
-  // The hosts are the servers' disks and terminal: they outlive server processes.
-  std::unique_ptr<ConsoleHost> console_ = std::make_unique<ConsoleHost>();
-  std::unique_ptr<FileServerHost> fs_ = std::make_unique<FileServerHost>();
-  std::unique_ptr<KvHost> kv_ = std::make_unique<KvHost>();
-  std::unique_ptr<CkptHost> ckpt_ = std::make_unique<CkptHost>();
+  // The hosts are the servers' disks and terminal: they outlive server
+  // processes. One per standard service, in standard_services() order.
+  std::vector<std::unique_ptr<ServerHost>> hosts_;
   SupervisorHost supervisor_;
   std::optional<kernel::ProcessId> supervisor_pid_;
   std::unique_ptr<SimDisk> disk_;  // the durable checkpoint store's, if it has one

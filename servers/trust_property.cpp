@@ -66,7 +66,7 @@ void apply(Fixture& f, Sys& sys, const Op& op) {
     case Op::Kind::fs_write:
     case Op::Kind::fs_truncate: {
       FsClient file;
-      const FsClient dir(sys.granted<Endpoint>("data").value());
+      const FsClient dir(granted_session<FsOp>(sys, "data").value());
       if (!dir.open(sys, name, fs_mode::read | fs_mode::write | fs_mode::create, &file)) return;
       f.files.push_back(file);
       if (op.kind == Op::Kind::fs_write) (void)file.write(sys, std::string_view(op.bytes).substr(0, chunk_bytes_max));
@@ -74,14 +74,14 @@ void apply(Fixture& f, Sys& sys, const Op& op) {
       return;
     }
     case Op::Kind::kv_put:
-      (void)KvClient(sys.granted<Endpoint>("kv").value()).put(sys, key, op.bytes.substr(0, kv_value_bytes_max));
+      (void)KvClient(granted_session<KvOp>(sys, "kv").value()).put(sys, key, op.bytes.substr(0, kv_value_bytes_max));
       return;
-    case Op::Kind::kv_del: (void)KvClient(sys.granted<Endpoint>("kv").value()).del(sys, key); return;
+    case Op::Kind::kv_del: (void)KvClient(granted_session<KvOp>(sys, "kv").value()).del(sys, key); return;
     case Op::Kind::ckpt_write:
-      (void)CkptClient(sys.granted<Endpoint>("ckpt").value())
+      (void)CkptClient(granted_session<CkptOp>(sys, "ckpt").value())
           .write(sys, std::as_bytes(std::span(op.bytes.data(), op.bytes.size())), nullptr);
       return;
-    case Op::Kind::console_write: (void)ConsoleClient(sys.granted<Endpoint>("console").value()).write(sys, op.bytes); return;
+    case Op::Kind::console_write: (void)ConsoleClient(granted_session<ConsoleOp>(sys, "console").value()).write(sys, op.bytes); return;
   }
 }
 
@@ -132,7 +132,7 @@ RC_GTEST_PROP(TrustRule, ForgedRestoreIsRefusedAndChangesNothing, ()) {
     switch (target) {
       case Target::console: via = sys.granted<Endpoint>("console").value(); break;
       case Target::fs_dir: via = sys.granted<Endpoint>("data").value(); break;
-      case Target::fs_file: via = f.files.back().cap(); break;
+      case Target::fs_file: via = f.files.back().session().cap(); break;
       case Target::kv: via = sys.granted<Endpoint>("kv").value(); break;
       case Target::ckpt: via = sys.granted<Endpoint>("ckpt").value(); break;
       case Target::supervisor: via = sys.granted<Endpoint>("supervisor").value(); break;

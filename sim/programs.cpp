@@ -5,7 +5,7 @@
 #include <stdexcept>
 
 #include "libpersist/persist.hpp"
-#include "servers/supervisor/supervisor.hpp"
+#include "servers/session.hpp"
 
 namespace persim::sim {
 
@@ -212,7 +212,7 @@ kernel::Entry forger(const ProgramKind& kind, const Params& params, std::string*
   const std::uint64_t guesses = a.number("guesses");
   if (!a.ok()) return {};
   return [=](Sys& sys) {
-    const auto console = sys.granted<Endpoint>("console");
+    const auto console = servers::granted_session<servers::ConsoleOp>(sys, "console");
     if (!console) return;
     const servers::ConsoleClient out(*console);
     for (const char* grant : {"console", "data", "kv", "ckpt"}) {
@@ -236,9 +236,47 @@ kernel::Entry forger(const ProgramKind& kind, const Params& params, std::string*
 
 // ---------------------------------------------------------------- ledger and teller
 
-// The ledger: holds two accounts as its own state and serves transfers
-// ("ledger" sessions: u64 amount, u8 to_bob -> u64 alice, u64 bob), refusing
-// one that would overdraw. A member of the bank's checkpoint group: it
+// The ledger's service: "ledger" sessions, one a client, each request a
+// transfer (u64 amount, u8 to_bob -> u64 alice, u64 bob), refused if it would
+// overdraw. A group checkpoint is due after every `every` transfers: taken
+// once the reply is out (it waits for the teller's, which waits for that reply).
+class LedgerService : public servers::BasicService {
+ public:
+  LedgerService(Sys& sys, Cap<Endpoint> ep, Persistent& p, std::uint64_t every, std::uint64_t& alice,
+                std::uint64_t& bob, std::uint64_t& transfers)
+      : BasicService(sys, ep), p_(p), every_(every), alice_(alice), bob_(bob), transfers_(transfers) {}
+
+  servers::ServiceError handle(servers::ClientSession&, servers::Request& r, kernel::Message& reply) {
+    const std::uint64_t amount = r.args.u64();
+    const bool to_bob = r.args.u8() != 0;
+    if (!r.args.done()) return servers::ServiceError::malformed;
+    std::uint64_t& from = to_bob ? alice_ : bob_;
+    std::uint64_t& to = to_bob ? bob_ : alice_;
+    if (amount <= from) {
+      from -= amount;
+      to += amount;
+    }
+    checkpoint_due_ = ++transfers_ % every_ == 0;
+    servers::wire::Writer(reply).u64(alice_).u64(bob_);
+    return servers::ServiceError::ok;
+  }
+  void replied() {
+    if (!checkpoint_due_) return;
+    checkpoint_due_ = false;
+    checkpoint_or_crash(p_);
+  }
+
+ private:
+  Persistent& p_;
+  std::uint64_t every_;
+  std::uint64_t& alice_;
+  std::uint64_t& bob_;
+  std::uint64_t& transfers_;
+  bool checkpoint_due_ = false;
+};
+
+// The ledger: holds two accounts as its own state and serves transfers to
+// tellers (provides "ledger"). A member of the bank's checkpoint group: it
 // checkpoints after every `every` transfers, with the teller.
 kernel::Entry ledger(const ProgramKind& kind, const Params& params, std::string* error) {
   Args a(kind, params, error);
@@ -252,38 +290,9 @@ kernel::Entry ledger(const ProgramKind& kind, const Params& params, std::string*
     p.field("transfers", transfers);
     restore_or_crash(p);
     const Cap<Endpoint> ep = or_crash(sys.endpoint_create(), "endpoint_create");
-    servers::Sessions<servers::FsSession> sessions;
-    if (!servers::announce(sys, "ledger", ep)) return;
-    for (;;) {
-      kernel::Message request{}, reply{};
-      const kernel::Result<kernel::Received> r = sys.receive(ep, request);
-      if (!r) return;
-      servers::wire::Reader in(request);
-      servers::ServiceError e = servers::ServiceError::ok;
-      bool transferred = false;
-      if (r->badge == 0 && request.label == static_cast<std::uint64_t>(servers::RootOp::open)) {
-        (void)in.str();
-        (void)in.str();
-        e = sessions.open(sys, ep, servers::FsSession{in.u64(), "", 0, 0}, reply, servers::for_supervisor);
-      } else if (r->badge == 0) {
-        e = servers::close_client(sys, sessions, in, reply);
-      } else {
-        const std::uint64_t amount = in.u64();
-        const bool to_bob = in.u8() != 0;
-        std::uint64_t& from = to_bob ? alice : bob;
-        std::uint64_t& to = to_bob ? bob : alice;
-        if (amount <= from) {
-          from -= amount;
-          to += amount;
-        }
-        ++transfers;
-        transferred = true;
-        servers::wire::Writer(reply).u64(alice).u64(bob);
-      }
-      reply.label = static_cast<std::uint64_t>(e);
-      (void)sys.reply(r->reply, reply);
-      if (transferred && transfers % every == 0) checkpoint_or_crash(p);
-    }
+    LedgerService ledger(sys, ep, p, every, alice, bob, transfers);
+    servers::ServerAudit audit;
+    servers::announce_and_serve(sys, "ledger", ep, ledger, audit);
   };
 }
 

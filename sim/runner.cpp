@@ -296,10 +296,9 @@ std::vector<std::string> check(const Scenario& s, System& system, const Metrics&
   if (x.forgeries_accepted_max && m.forgeries_accepted > *x.forgeries_accepted_max)
     failed.push_back("forgeries_accepted_max: " + std::to_string(m.forgeries_accepted) + " forgeries got through");
   for (const auto& [path, want] : x.files) {
-    const servers::TrustedStore::Bytes* b = system.fs().store.get("file:" + path);
-    const std::string got = b != nullptr ? std::string(reinterpret_cast<const char*>(b->data()), b->size()) : "";
-    if (b == nullptr || got != want)
-      failed.push_back("files." + path + ": expected " + quote_text(want) + ", got " + (b ? quote_text(got) : "no such file"));
+    const std::optional<std::string> got = system.fs().contents(path);
+    if (got != want)
+      failed.push_back("files." + path + ": expected " + quote_text(want) + ", got " + (got ? quote_text(*got) : "no such file"));
   }
   return failed;
 }
@@ -398,9 +397,8 @@ RunResult run_scenario(const Scenario& s, std::uint64_t seed, const Outputs& out
   m.kernel_calls = stats.kernel_calls;
   m.deaths = rec.deaths;
   m.failed_lookups = system.node().audit().total();
-  m.refused_restores = system.console().audit.refused_restores + system.fs().audit.refused_restores +
-                       system.kv().audit.refused_restores + system.ckpt().audit.refused_restores +
-                       system.supervisor().audit.refused_restores;
+  m.refused_restores = system.supervisor().audit.refused_restores;
+  for (const auto& host : system.hosts()) m.refused_restores += host->audit.refused_restores;
   m.redone_lines = count_redone_lines(system);
   m.forgeries_accepted = count_forgeries(system);
   m.checkpoints = system.ckpt().stats.commits;

@@ -7,6 +7,7 @@
 #include <set>
 #include <sstream>
 
+#include "servers/standard.hpp"
 #include "servers/supervisor/toml_walker.hpp"
 #include "sim/programs.hpp"
 
@@ -71,8 +72,7 @@ void check_programs(const Walker& w, const toml::table& root, const Scenario& s)
     const servers::Manifest& m = s.programs[i];
     const toml::table& t = *list->get(i)->as_table();
     const std::string path = "program[" + std::to_string(i) + "]";
-    static const std::set<std::string> standard = {"console", "fs", "kv", "ckpt"};
-    if (standard.contains(m.instance))
+    if (servers::find_standard_service(m.instance) != nullptr)
       w.fail(t.source(), path + ".instance", "\"" + m.instance + "\" is a standard server's instance name");
     const ProgramKind* kind = find_program(m.program);
     if (kind == nullptr) {
@@ -96,12 +96,12 @@ void check_programs(const Walker& w, const toml::table& root, const Scenario& s)
         w.fail(t.source(), path + ".grants", "program '" + m.program + "' needs a grant named '" + needed + "'");
     }
     for (const servers::GrantSpec& g : m.grants) {
-      const bool standard_service = standard.contains(g.service);
+      const bool standard_service = servers::find_standard_service(g.service) != nullptr;
       const bool provided = std::any_of(s.programs.begin(), s.programs.end(),
                                         [&](const servers::Manifest& p) { return p.provides == g.service; });
       if (!standard_service && !provided)
         w.fail(t.source(), path + ".grants." + g.name,
-               "no server provides service \"" + g.service + "\" (standard: console, fs, kv, ckpt)");
+               "no server provides service \"" + g.service + "\" (standard: " + servers::standard_service_names() + ")");
     }
   }
   // Group members: each needs its group, and a group's members one cadence
@@ -180,7 +180,7 @@ Fault read_fault(const Walker& w, const toml::table& t, const std::string& path,
   }
   if (f.kind == FaultKind::kill || f.kind == FaultKind::delay) {
     f.target = *w.string(t, path, "target", true);
-    const bool standard = f.target == "console" || f.target == "fs" || f.target == "kv" || f.target == "ckpt";
+    const bool standard = servers::find_standard_service(f.target) != nullptr;
     const bool known = standard || std::any_of(s.programs.begin(), s.programs.end(),
                                                [&](const servers::Manifest& m) { return m.instance == f.target; });
     if (!known) w.fail(t.get("target")->source(), path + ".target", "no instance named \"" + f.target + "\"");

@@ -7,7 +7,6 @@
 
 #include "servers/ckpt/durable.hpp"
 #include "servers/ckpt/simdisk.hpp"
-#include "servers/supervisor/supervisor.hpp"
 #include "servers/wire.hpp"
 
 namespace persim::servers {
@@ -23,7 +22,6 @@ constexpr std::string_view record_prefix = "ckpt:";
 constexpr std::string_view epoch_prefix = "ckpt-group:";  // a group's committed epoch, 8 bytes LE
 // An image's base version and group epoch, 16 bytes LE (only if either is not 0).
 constexpr std::string_view meta_prefix = "ckpt-meta:";
-constexpr std::uint64_t default_quota_bytes = 4u << 20;
 
 // An image about to be added to a slot.
 struct Added {
@@ -214,12 +212,14 @@ class CkptStore {
   CkptStore(const CkptStore&) = delete;
   CkptStore& operator=(const CkptStore&) = delete;
 
-  ServiceError operator()(std::uint64_t badge, Message& request, Message& reply) {
-    wire::Reader in(request);
-    const std::uint64_t op = request.label;
-    if (badge == 0) return root(in, op, reply);
-    CkptSession* s = state_.sessions.find(badge);
-    if (s == nullptr) return ServiceError::wrong_session;
+  Sessions<CkptSession>& sessions() { return state_.sessions; }
+
+  ServiceError handle(CkptSession& session, Request& r, Message& reply) {
+    CkptSession* s = &session;
+    const std::uint64_t badge = r.badge;
+    const std::uint64_t op = r.op;
+    const Message& request = r.message;
+    wire::Reader& in = r.args;
     if (op == static_cast<std::uint64_t>(CkptOp::chunk)) return chunk(badge, *s, in);
     CkptSlot& slot = state_.slots[s->slot];
     switch (static_cast<CkptOp>(op)) {
@@ -287,50 +287,45 @@ class CkptStore {
         if (s->group.empty()) return ServiceError::wrong_session;
         return rollback(s->group, from, to, reply);
       }
-      case CkptOp::open: return ServiceError::wrong_session;
     }
     return ServiceError::unknown_operation;
   }
 
- private:
-  ServiceError root(wire::Reader& in, std::uint64_t op, Message& reply) {
-    if (op == static_cast<std::uint64_t>(RootOp::client_gone)) {
-      const std::uint64_t client = in.u64();
-      if (!in.done()) return ServiceError::malformed;
-      // A member gone: its group's epoch in progress cannot complete.
-      std::set<std::string> aborted;
-      state_.sessions.for_each([&](std::uint64_t, const CkptSession& s) {
-        if (s.client == client && !s.group.empty()) aborted.insert(s.group);
-      });
-      for (const std::string& group : aborted) abort_group(group);
-      wire::Writer(reply).u32(static_cast<std::uint32_t>(state_.sessions.close_client(sys_, client)));
-      std::erase_if(covered_, [this](const auto& c) { return state_.sessions.find(c.first) == nullptr; });
-      return ServiceError::ok;
-    }
-    if (op != static_cast<std::uint64_t>(CkptOp::open)) return ServiceError::wrong_session;
-    const std::string slot(in.str());
-    std::uint64_t quota = in.u64();
-    const std::uint64_t client = in.u64();
-    const std::string group(in.str());
-    const std::uint64_t group_size = in.u64();
-    if (!in.done() || slot.empty() || slot.size() > name_bytes_max || slot.find('\0') != std::string::npos ||
-        group.size() > name_bytes_max || group.empty() != (group_size == 0))
+  // A member gone: its group's epoch in progress cannot complete; and what it
+  // had covered of an image in progress goes with its sessions.
+  void closing(std::uint64_t client) {
+    std::set<std::string> aborted;
+    state_.sessions.for_each([&](std::uint64_t badge, const CkptSession& s) {
+      if (s.client != client) return;
+      if (!s.group.empty()) aborted.insert(s.group);
+      covered_.erase(badge);
+    });
+    for (const std::string& group : aborted) abort_group(group);
+  }
+
+  // A session on the grant's slot, by default the client's instance's; a
+  // member of a checkpoint group joins its group's slots.
+  ServiceError open(const OpenRequest& r, Message& reply) {
+    const std::string slot(r.argument_or_instance());
+    const std::string group(r.group);
+    if (!r.mode.empty() || slot.empty() || slot.size() > name_bytes_max || slot.find('\0') != std::string::npos ||
+        group.size() > name_bytes_max || group.empty() != (r.group_size == 0))
       return ServiceError::malformed;
-    if (quota == 0) quota = default_quota_bytes;
     // The slot's quota and its group change only once the session exists.
-    const ServiceError opened =
-        state_.sessions.open(sys_, ep_, CkptSession{client, slot, group, std::nullopt, 0, {}}, reply, for_supervisor);
+    const ServiceError opened = state_.sessions.open(sys_, ep_, CkptSession{r.client, slot, group, std::nullopt, 0, {}},
+                                                     reply, for_supervisor);
     if (opened != ServiceError::ok) return opened;
-    state_.slots[slot].quota = quota;
+    state_.slots[slot].quota = host_.slot_quota_bytes;
     if (!group.empty()) {
       // An epoch waits for every member, including those not opened yet.
       CkptGroup& g = host_.groups[group];
       g.members.insert(slot);
-      g.size = std::max(g.size, group_size);
+      g.size = std::max(g.size, r.group_size);
     }
     return ServiceError::ok;
   }
 
+ private:
   // Part of the image in progress. (It needs no slot: it writes the session's staging.)
   ServiceError chunk(std::uint64_t badge, CkptSession& s, wire::Reader& in) {
     const std::uint64_t offset = in.u64();
@@ -739,8 +734,7 @@ void ckpt_main(Sys& sys, CkptHost& host) {
   const kernel::Result<Cap<Endpoint>> ep = sys.endpoint_create();
   if (!ep) return;
   CkptStore store(sys, *ep, host, *storage, std::move(images));
-  if (!announce(sys, "ckpt", *ep)) return;
-  serve(sys, *ep, store, host.audit);
+  announce_and_serve(sys, CkptHost::service, *ep, store, host.audit);
 }
 
 Outcome CkptClient::bulk(Sys& sys, std::uint64_t size) {
@@ -869,16 +863,6 @@ Outcome CkptClient::list(Sys& sys, std::vector<CkptKept>* versions) const {
     k.size = in.u64();
     k.base = in.u64();
   }
-  return o;
-}
-
-Outcome ckpt_open(Sys& sys, Cap<Endpoint> root, std::string_view slot, std::string_view group, std::uint64_t group_size,
-                  std::uint64_t quota, std::uint64_t client, Cap<Endpoint>* session) {
-  Message request = request_for(CkptOp::open), reply{};
-  if (!wire::Writer(request).str(slot).u64(quota).u64(client).str(group).u64(group_size).ok())
-    return {kernel::Error{}, ServiceError::malformed};
-  const Outcome o = call(sys, root, request, reply);
-  if (o) *session = reply.received_cap<Endpoint>(0);
   return o;
 }
 

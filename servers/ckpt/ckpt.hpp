@@ -34,9 +34,10 @@
 
 namespace persim::servers {
 
+// Sessions are opened through the root (RootOp::open, session.hpp), each on
+// the grant's slot (by default the client's instance's), with the client's
+// checkpoint group and its size if it has one.
 enum class CkptOp : std::uint64_t {
-  open = 1,    // root: str slot, u64 quota bytes, u64 client, str group ("" none),
-               // u64 the group's size (its members' slots; 0 without a group) -> session cap
   begin = 2,   // u64 size, u64 base: start an image of that size (replaces one in
                // progress), a delta on kept whole image `base` (0: a whole image)
   chunk = 3,   // u64 offset, bytes: part of the image in progress
@@ -135,15 +136,18 @@ struct CkptStats {
 
 class SimDisk;
 
-struct CkptHost {
-  TrustedStore store;  // the in-memory backend's records
-  ServerAudit audit;
+// What outlives a checkpoint store process: the in-memory backend's records
+// (`store`), or the durable backend's disk; its audit counts and figures.
+struct CkptHost final : ServerHost {
+  static constexpr std::string_view service = "ckpt";
   const CkptState* live = nullptr;
   CkptStats stats;
   // The durable backend: when set, the store keeps its database `database` on
   // this disk (owned by the host's owner; it outlives the store's processes).
   SimDisk* disk = nullptr;
   std::string database = "ckpt.db";
+  // Each slot's quota: the bytes of the images it keeps.
+  std::uint64_t slot_quota_bytes = 4u << 20;
   // How long (virtual ns) a commit may wait for others to share its transaction.
   std::uint64_t group_commit_window_ns = 0;
   // Why the last store process could not start (its database would not open or load).
@@ -169,11 +173,11 @@ class CkptClient {
  public:
   enum class Transfer : std::uint8_t { buffer, chunks };
   CkptClient() = default;
-  explicit CkptClient(kernel::Cap<kernel::Endpoint> session, Transfer transfer = Transfer::buffer)
+  explicit CkptClient(Session<CkptOp> session, Transfer transfer = Transfer::buffer)
       : session_(session), transfer_(transfer) {}
-  kernel::Cap<kernel::Endpoint> cap() const { return session_; }
+  Session<CkptOp> session() const { return session_; }
   // Another session (the store restarted and re-granted); the buffer stays.
-  void rebind(kernel::Cap<kernel::Endpoint> session) { session_ = session; }
+  void rebind(Session<CkptOp> session) { session_ = session; }
   // Writes an image (a delta on kept whole image `base`, or whole with base
   // 0); `*version` is its number. not_found if `base` is not kept, conflict if
   // it is itself a delta.
@@ -201,15 +205,10 @@ class CkptClient {
   // The buffer, at least `size` bytes.
   Outcome bulk(kernel::Sys& sys, std::uint64_t size);
 
-  kernel::Cap<kernel::Endpoint> session_;
+  Session<CkptOp> session_;
   Transfer transfer_ = Transfer::buffer;
   kernel::Cap<kernel::Buffer> buffer_;
   std::uint64_t buffer_size_ = 0;
 };
-
-// `group_size`: how many slots checkpoint with `group` (0 without one).
-Outcome ckpt_open(kernel::Sys& sys, kernel::Cap<kernel::Endpoint> root, std::string_view slot, std::string_view group,
-                  std::uint64_t group_size, std::uint64_t quota, std::uint64_t client,
-                  kernel::Cap<kernel::Endpoint>* session);
 
 }  // namespace persim::servers

@@ -2,7 +2,6 @@
 
 #include <algorithm>
 
-#include "servers/supervisor/supervisor.hpp"
 #include "servers/wire.hpp"
 
 namespace persim::servers {
@@ -64,51 +63,48 @@ class Console {
   Console(const Console&) = delete;
   Console& operator=(const Console&) = delete;
 
-  ServiceError operator()(std::uint64_t badge, Message& request, Message& reply) {
-    wire::Reader in(request);
-    const std::uint64_t op = request.label;
-    if (badge == 0) {
-      if (op == static_cast<std::uint64_t>(RootOp::client_gone)) return close_client(sys_, state_.sessions, in, reply);
-      if (op != static_cast<std::uint64_t>(ConsoleOp::open)) return ServiceError::wrong_session;
-      const std::string stream(in.str());
-      const std::uint64_t client = in.u64();
-      if (!in.done() || stream.empty() || stream.size() > name_bytes_max || stream.find('\0') != std::string::npos)
-        return ServiceError::malformed;
-      return state_.sessions.open(sys_, ep_, ConsoleSession{client, stream, host_.read_to[stream]}, reply,
-                                  for_supervisor);
-    }
-    ConsoleSession* s = state_.sessions.find(badge);
-    if (s == nullptr) return ServiceError::wrong_session;
-    switch (static_cast<ConsoleOp>(op)) {
+  Sessions<ConsoleSession>& sessions() { return state_.sessions; }
+
+  // A session on the grant's stream, by default the client's instance's:
+  // reading from where the stream's readers got to.
+  ServiceError open(const OpenRequest& r, Message& reply) {
+    const std::string stream(r.argument_or_instance());
+    if (!r.mode.empty() || stream.empty() || stream.size() > name_bytes_max || stream.find('\0') != std::string::npos)
+      return ServiceError::malformed;
+    return state_.sessions.open(sys_, ep_, ConsoleSession{r.client, stream, host_.read_to[stream]}, reply,
+                                for_supervisor);
+  }
+
+  ServiceError handle(ConsoleSession& s, Request& r, Message& reply) {
+    wire::Reader& in = r.args;
+    switch (static_cast<ConsoleOp>(r.op)) {
       case ConsoleOp::write: {
         const std::string_view text = in.str();
         if (!in.done() || text.size() > chunk_bytes_max) return ServiceError::malformed;
-        std::string& out = host_.output[s->stream];
+        std::string& out = host_.output[s.stream];
         if (out.size() + text.size() > console_bytes_max) return ServiceError::quota_exceeded;
         out += text;
-        if (host_.echo) host_.echo(s->stream, text);
+        if (host_.echo) host_.echo(s.stream, text);
         return ServiceError::ok;
       }
       case ConsoleOp::read: {
         const std::uint32_t max = in.u32();
         if (!in.done() || max > chunk_bytes_max) return ServiceError::malformed;
-        take_input(*s, max, reply);
-        advance_readers(*s);
+        take_input(s, max, reply);
+        advance_readers(s);
         return ServiceError::ok;
       }
       case ConsoleOp::tell_input:
         if (!in.done()) return ServiceError::malformed;
-        wire::Writer(reply).u64(s->input_at);
+        wire::Writer(reply).u64(s.input_at);
         return ServiceError::ok;
       case ConsoleOp::seek_input: {
         const std::uint64_t at = in.u64();
         if (!in.done()) return ServiceError::malformed;
-        if (at > host_.input[s->stream].size()) return ServiceError::not_found;  // not arrived (yet)
-        s->input_at = at;
+        if (at > host_.input[s.stream].size()) return ServiceError::not_found;  // not arrived (yet)
+        s.input_at = at;
         return ServiceError::ok;
       }
-      case ConsoleOp::open:
-        return ServiceError::wrong_session;
     }
     return ServiceError::unknown_operation;
   }
@@ -163,8 +159,7 @@ void console_main(Sys& sys, ConsoleHost& host) {
   Console console(sys, *ep, host);
   Idempotency once(host.store);
   host.wake = wake->handle();
-  if (!announce(sys, "console", *ep)) return;
-  serve(sys, *ep, console, host.audit, &once);
+  announce_and_serve(sys, ConsoleHost::service, *ep, console, host.audit, &once);
 }
 
 Outcome ConsoleClient::write(Sys& sys, std::string_view text) const {
@@ -215,15 +210,6 @@ Outcome ConsoleClient::seek_input(Sys& sys, std::uint64_t position) const {
   Message request = wire::request(ConsoleOp::seek_input), reply{};
   wire::Writer(request).u64(position);
   return call(sys, session_, request, reply);
-}
-
-Outcome console_open(Sys& sys, Cap<Endpoint> root, std::string_view stream, std::uint64_t client,
-                     Cap<Endpoint>* session) {
-  Message request = wire::request(ConsoleOp::open), reply{};
-  if (!wire::Writer(request).str(stream).u64(client).ok()) return {kernel::Error{}, ServiceError::malformed};
-  const Outcome o = call(sys, root, request, reply);
-  if (o) *session = reply.received_cap<Endpoint>(0);
-  return o;
 }
 
 }  // namespace persim::servers

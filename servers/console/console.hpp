@@ -28,8 +28,9 @@
 
 namespace persim::servers {
 
+// Sessions are opened through the root (RootOp::open, session.hpp) on the
+// grant's stream, by default the client's instance's.
 enum class ConsoleOp : std::uint64_t {
-  open = 1,   // root: str stream, u64 client -> session cap
   write = 2,  // session: bytes (<= chunk_bytes_max)
   read = 3,   // session: u32 max -> bytes, u8 end of input; waits for input
   tell_input = 4,  // session: -> u64 the session's input position
@@ -47,13 +48,13 @@ struct ConsoleState {
   std::vector<std::byte> encode() const;
 };
 
-struct ConsoleHost {
+// The terminal, and the console's own storage (its idempotency tokens).
+struct ConsoleHost final : ServerHost {
+  static constexpr std::string_view service = "console";
   std::map<std::string, std::string> output;  // everything written, per stream
   std::map<std::string, std::string> input;   // all input that arrived, per stream
   std::map<std::string, std::uint64_t> read_to;  // how far the stream's readers got: where new sessions start
   std::map<std::string, bool> closed;         // no more input will come
-  TrustedStore store;                         // the console's own: its idempotency tokens
-  ServerAudit audit;
   const ConsoleState* live = nullptr;
   // The running console's notification (in its own space): the host signals it
   // (Node::signal) when it queues input, so waiting reads are answered.
@@ -68,8 +69,8 @@ void console_main(kernel::Sys& sys, ConsoleHost& host);
 class ConsoleClient {
  public:
   ConsoleClient() = default;
-  explicit ConsoleClient(kernel::Cap<kernel::Endpoint> session) : session_(session) {}
-  kernel::Cap<kernel::Endpoint> cap() const { return session_; }
+  explicit ConsoleClient(Session<ConsoleOp> session) : session_(session) {}
+  Session<ConsoleOp> session() const { return session_; }
   // Writes `text`, in chunks of at most chunk_bytes_max.
   Outcome write(kernel::Sys& sys, std::string_view text) const;
   // Reads queued input (at most `max`, at most chunk_bytes_max), waiting until
@@ -81,10 +82,7 @@ class ConsoleClient {
   Outcome seek_input(kernel::Sys& sys, std::uint64_t position) const;
 
  private:
-  kernel::Cap<kernel::Endpoint> session_;
+  Session<ConsoleOp> session_;
 };
-
-Outcome console_open(kernel::Sys& sys, kernel::Cap<kernel::Endpoint> root, std::string_view stream,
-                     std::uint64_t client, kernel::Cap<kernel::Endpoint>* session);
 
 }  // namespace persim::servers

@@ -31,7 +31,7 @@ TEST(TerminalBridge, ProgramUsedFromATerminalKilledAndRestarted) {
   system.add_standard_servers();
   int lines_seen = 0;
   ASSERT_TRUE(system.add_program("echo", [&](Sys& sys) {
-    const ConsoleClient console(sys.granted<Endpoint>("console").value());
+    const ConsoleClient console(granted_session<ConsoleOp>(sys, "console").value());
     bool end = false;
     for (int n = 1; !end; ++n) {
       std::string line;
@@ -72,7 +72,7 @@ TEST(TerminalBridge, InputForAKilledReaderIsNotLost) {
   system.add_standard_servers();
   bool reading = false;
   ASSERT_TRUE(system.add_program("echo", [&](Sys& sys) {
-    const ConsoleClient console(sys.granted<Endpoint>("console").value());
+    const ConsoleClient console(granted_session<ConsoleOp>(sys, "console").value());
     bool end = false;
     for (int n = 1; !end; ++n) {
       std::string line;

@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <cstring>
 
-#include "servers/supervisor/supervisor.hpp"
 #include "servers/wire.hpp"
 
 namespace persim::servers {
@@ -46,26 +45,22 @@ class FileServer {
   FileServer(const FileServer&) = delete;
   FileServer& operator=(const FileServer&) = delete;
 
-  ServiceError operator()(std::uint64_t badge, Message& request, Message& reply) {
-    wire::Reader in(request);
-    if (badge == 0) return root(in, request.label, reply);
-    FsSession* s = state_.sessions.find(badge);
-    if (s == nullptr) return ServiceError::wrong_session;  // closed: its copies are being revoked
-    if (is_directory(s->path)) return directory(*s, in, request.label, reply);
-    return file(*s, in, request.label, reply);
+  Sessions<FsSession>& sessions() { return state_.sessions; }
+
+  // A session on the grant's path (a file, or a directory ending in '/'),
+  // with the grant's mode letters ("r" if none).
+  ServiceError open(const OpenRequest& r, Message& reply) {
+    std::uint8_t mode = 0;
+    if (!fs_mode::parse(r.mode.empty() ? "r" : r.mode, &mode)) return ServiceError::malformed;
+    return open(std::string(r.argument), mode, r.client, reply, for_supervisor);
+  }
+
+  ServiceError handle(FsSession& s, Request& r, Message& reply) {
+    if (is_directory(s.path)) return directory(s, r.args, r.op, reply);
+    return file(s, r.args, r.op, reply);
   }
 
  private:
-  ServiceError root(wire::Reader& in, std::uint64_t op, Message& reply) {
-    if (op == static_cast<std::uint64_t>(RootOp::client_gone)) return close_client(sys_, state_.sessions, in, reply);
-    if (op != static_cast<std::uint64_t>(FsOp::open)) return ServiceError::wrong_session;
-    const std::string path(in.str());
-    const std::uint8_t mode = in.u8();
-    const std::uint64_t client = in.u64();
-    if (!in.done()) return ServiceError::malformed;
-    return open(path, mode, client, reply, for_supervisor);
-  }
-
   ServiceError directory(FsSession& dir, wire::Reader& in, std::uint64_t op, Message& reply) {
     if (op != static_cast<std::uint64_t>(FsOp::open) && op != static_cast<std::uint64_t>(FsOp::remove))
       return op <= static_cast<std::uint64_t>(FsOp::remove) ? ServiceError::wrong_session
@@ -207,6 +202,26 @@ bool fs_mode::parse(std::string_view letters, std::uint8_t* mode) {
   return true;
 }
 
+std::optional<std::string> FileServerHost::contents(std::string_view path) const {
+  const TrustedStore::Bytes* b = store.get(std::string(record_prefix).append(path));
+  if (b == nullptr) return std::nullopt;
+  return std::string(reinterpret_cast<const char*>(b->data()), b->size());
+}
+
+std::optional<GrantProblem> fs_check_grant(std::string_view path, std::string_view mode) {
+  using Where = GrantProblem::Where;
+  std::uint8_t bits = 0;
+  if (!fs_mode::parse(mode.empty() ? "r" : mode, &bits))
+    return GrantProblem{Where::mode, "expected letters of r w a c t d, got \"" + std::string(mode) + "\""};
+  if (path.empty() || path.front() != '/')
+    return GrantProblem{Where::source, "expected an absolute path after \"fs:\", got \"" + std::string(path) + "\""};
+  const bool directory = (bits & fs_mode::directory) != 0;
+  if (directory != (path.back() == '/'))
+    return GrantProblem{Where::mode, directory ? "mode d needs a directory path ending in '/'"
+                                               : "a path ending in '/' needs mode d"};
+  return std::nullopt;
+}
+
 std::vector<std::byte> FsState::encode() const {
   wire::Encoder e;
   e.u64(files.size());
@@ -223,8 +238,7 @@ void file_server_main(Sys& sys, FileServerHost& host) {
   if (!ep) return;
   FileServer server(sys, *ep, host);
   Idempotency once(host.store);
-  if (!announce(sys, "fs", *ep)) return;
-  serve(sys, *ep, server, host.audit, &once);
+  announce_and_serve(sys, FileServerHost::service, *ep, server, host.audit, &once);
 }
 
 // ---------------------------------------------------------------- client
@@ -276,7 +290,7 @@ Outcome FsClient::open(Sys& sys, std::string_view relative, std::uint8_t mode, F
   Message request = wire::request(FsOp::open), reply{};
   if (!wire::Writer(request).str(relative).u8(mode).ok()) return {kernel::Error{}, ServiceError::malformed};
   const Outcome o = call(sys, session_, request, reply);
-  if (o) *file = FsClient(reply.received_cap<Endpoint>(0));
+  if (o) *file = FsClient(Session<FsOp>(reply.received_cap<Endpoint>(0)));
   return o;
 }
 
@@ -284,15 +298,6 @@ Outcome FsClient::remove(Sys& sys, std::string_view relative) const {
   Message request = wire::request(FsOp::remove), reply{};
   if (!wire::Writer(request).str(relative).ok()) return {kernel::Error{}, ServiceError::malformed};
   return call(sys, session_, request, reply);
-}
-
-Outcome fs_open(Sys& sys, Cap<Endpoint> root, std::string_view path, std::uint8_t mode, std::uint64_t client,
-                Cap<Endpoint>* session) {
-  Message request = wire::request(FsOp::open), reply{};
-  if (!wire::Writer(request).str(path).u8(mode).u64(client).ok()) return {kernel::Error{}, ServiceError::malformed};
-  const Outcome o = call(sys, root, request, reply);
-  if (o) *session = reply.received_cap<Endpoint>(0);
-  return o;
 }
 
 }  // namespace persim::servers

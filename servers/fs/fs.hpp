@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -30,8 +31,10 @@ inline constexpr std::uint8_t all = 63;
 bool parse(std::string_view letters, std::uint8_t* mode);
 }  // namespace fs_mode
 
+// Sessions are opened through the root (RootOp::open, session.hpp) on the
+// grant's path with its mode letters; a directory session opens files below it.
 enum class FsOp : std::uint64_t {
-  open = 1,      // root: str path, u8 mode, u64 client; directory: str relative path, u8 mode -> session cap
+  open = 1,      // directory: str relative path, u8 mode -> session cap
   read = 2,      // file: u32 max bytes (<= chunk_bytes_max) -> bytes
   write = 3,     // file: bytes -> u64 offset after
   seek = 4,      // file: u64 offset
@@ -59,12 +62,18 @@ struct FsState {
   std::vector<std::byte> encode() const;
 };
 
-// What outlives a file server process: its disk, its audit counts.
-struct FileServerHost {
-  TrustedStore store;
-  ServerAudit audit;
+// What outlives a file server process: its disk (the files), its audit counts.
+struct FileServerHost final : ServerHost {
+  static constexpr std::string_view service = "fs";
+  // A file's bytes as the server last wrote them to its disk; nullopt if there is no such file.
+  std::optional<std::string> contents(std::string_view path) const;
   const FsState* live = nullptr;  // while a file server process runs: its state, for inspection
 };
+
+// A manifest's grant of the file server: an absolute path, mode letters of
+// "rwactd" (a directory path ends in '/' and takes d). Used by the manifest
+// reader (servers/standard.hpp).
+std::optional<GrantProblem> fs_check_grant(std::string_view path, std::string_view mode);
 
 // The file server's entry. Grants: "supervisor" (to announce "fs").
 void file_server_main(kernel::Sys& sys, FileServerHost& host);
@@ -73,8 +82,8 @@ void file_server_main(kernel::Sys& sys, FileServerHost& host);
 class FsClient {
  public:
   FsClient() = default;
-  explicit FsClient(kernel::Cap<kernel::Endpoint> session) : session_(session) {}
-  kernel::Cap<kernel::Endpoint> cap() const { return session_; }
+  explicit FsClient(Session<FsOp> session) : session_(session) {}
+  Session<FsOp> session() const { return session_; }
 
   // Reads up to `max` bytes (at most chunk_bytes_max) at the offset into `out`.
   Outcome read(kernel::Sys& sys, std::uint32_t max, std::string* out) const;
@@ -88,11 +97,7 @@ class FsClient {
   Outcome remove(kernel::Sys& sys, std::string_view relative) const;
 
  private:
-  kernel::Cap<kernel::Endpoint> session_;
+  Session<FsOp> session_;
 };
-
-// The supervisor's side: open `path` for `client` through the root.
-Outcome fs_open(kernel::Sys& sys, kernel::Cap<kernel::Endpoint> root, std::string_view path, std::uint8_t mode,
-                std::uint64_t client, kernel::Cap<kernel::Endpoint>* session);
 
 }  // namespace persim::servers

@@ -1,6 +1,5 @@
 #include "servers/kv/kv.hpp"
 
-#include "servers/supervisor/supervisor.hpp"
 #include "servers/wire.hpp"
 
 namespace persim::servers {
@@ -44,14 +43,19 @@ class KvStore {
   KvStore(const KvStore&) = delete;
   KvStore& operator=(const KvStore&) = delete;
 
-  ServiceError operator()(std::uint64_t badge, Message& request, Message& reply) {
-    wire::Reader in(request);
-    const std::uint64_t op = request.label;
-    if (badge == 0) return root(in, op, reply);
-    KvSession* s = state_.sessions.find(badge);
-    if (s == nullptr) return ServiceError::wrong_session;
-    auto& table = state_.tables[s->table];
-    switch (static_cast<KvOp>(op)) {
+  Sessions<KvSession>& sessions() { return state_.sessions; }
+
+  // A session on the grant's table, by default the client's instance's.
+  ServiceError open(const OpenRequest& r, Message& reply) {
+    const std::string_view table = r.argument_or_instance();
+    if (!r.mode.empty() || !valid_name(table)) return ServiceError::malformed;
+    return state_.sessions.open(sys_, ep_, KvSession{r.client, std::string(table)}, reply, for_supervisor);
+  }
+
+  ServiceError handle(KvSession& s, Request& r, Message& reply) {
+    wire::Reader& in = r.args;
+    auto& table = state_.tables[s.table];
+    switch (static_cast<KvOp>(r.op)) {
       case KvOp::get: {
         const std::string_view key = in.str();
         if (!in.done() || !valid_name(key)) return ServiceError::malformed;
@@ -65,33 +69,23 @@ class KvStore {
         const std::string_view value = in.str();
         if (!in.done() || !valid_name(key) || value.size() > kv_value_bytes_max) return ServiceError::malformed;
         if (!table.contains(key) && keys() >= kv_keys_max) return ServiceError::quota_exceeded;
-        write(s->table, key, value);
+        write(s.table, key, value);
         return ServiceError::ok;
       }
       case KvOp::del: {
         const std::string key(in.str());
         if (!in.done() || !valid_name(key)) return ServiceError::malformed;
         if (!table.contains(key)) return ServiceError::not_found;
-        erase(s->table, key);
+        erase(s.table, key);
         return ServiceError::ok;
       }
-      case KvOp::cas: return cas(*s, in);
-      case KvOp::txn: return txn(*s, in, reply);
-      case KvOp::open: return ServiceError::wrong_session;
+      case KvOp::cas: return cas(s, in);
+      case KvOp::txn: return txn(s, in, reply);
     }
     return ServiceError::unknown_operation;
   }
 
  private:
-  ServiceError root(wire::Reader& in, std::uint64_t op, Message& reply) {
-    if (op == static_cast<std::uint64_t>(RootOp::client_gone)) return close_client(sys_, state_.sessions, in, reply);
-    if (op != static_cast<std::uint64_t>(KvOp::open)) return ServiceError::wrong_session;
-    const std::string table(in.str());
-    const std::uint64_t client = in.u64();
-    if (!in.done() || !valid_name(table)) return ServiceError::malformed;
-    return state_.sessions.open(sys_, ep_, KvSession{client, table}, reply, for_supervisor);
-  }
-
   ServiceError cas(const KvSession& s, wire::Reader& in) {
     const std::string key(in.str());
     const bool has_expected = in.u8() != 0;
@@ -189,8 +183,7 @@ void kv_main(Sys& sys, KvHost& host) {
   if (!ep) return;
   KvStore store(sys, *ep, host);
   Idempotency once(host.store);
-  if (!announce(sys, "kv", *ep)) return;
-  serve(sys, *ep, store, host.audit, &once);
+  announce_and_serve(sys, KvHost::service, *ep, store, host.audit, &once);
 }
 
 Outcome KvClient::get(Sys& sys, std::string_view key, std::string* value) const {
@@ -236,15 +229,6 @@ Outcome KvClient::txn(Sys& sys, const std::vector<KvTxnOp>& ops, std::uint8_t* f
   if (!w.ok()) return {kernel::Error{}, ServiceError::malformed};
   const Outcome o = call(sys, session_, request, reply);
   if (o.service == ServiceError::conflict && failed != nullptr) *failed = wire::Reader(reply).u8();
-  return o;
-}
-
-Outcome kv_open(Sys& sys, Cap<Endpoint> root, std::string_view table, std::uint64_t client,
-                Cap<Endpoint>* session) {
-  Message request = wire::request(KvOp::open), reply{};
-  if (!wire::Writer(request).str(table).u64(client).ok()) return {kernel::Error{}, ServiceError::malformed};
-  const Outcome o = call(sys, root, request, reply);
-  if (o) *session = reply.received_cap<Endpoint>(0);
   return o;
 }
 

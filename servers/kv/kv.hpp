@@ -17,8 +17,9 @@
 
 namespace persim::servers {
 
+// Sessions are opened through the root (RootOp::open, session.hpp), each on
+// the grant's table.
 enum class KvOp : std::uint64_t {
-  open = 1,  // root: str table, u64 client -> session cap
   get = 2,   // str key -> bytes value (not_found)
   put = 3,   // str key, bytes value
   del = 4,   // str key (not_found)
@@ -46,9 +47,9 @@ struct KvState {
   std::vector<std::byte> encode() const;
 };
 
-struct KvHost {
-  TrustedStore store;
-  ServerAudit audit;
+// What outlives a key-value store process: its disk (the tables), its audit counts.
+struct KvHost final : ServerHost {
+  static constexpr std::string_view service = "kv";
   const KvState* live = nullptr;
 };
 
@@ -58,8 +59,8 @@ void kv_main(kernel::Sys& sys, KvHost& host);
 class KvClient {
  public:
   KvClient() = default;
-  explicit KvClient(kernel::Cap<kernel::Endpoint> session) : session_(session) {}
-  kernel::Cap<kernel::Endpoint> cap() const { return session_; }
+  explicit KvClient(Session<KvOp> session) : session_(session) {}
+  Session<KvOp> session() const { return session_; }
 
   Outcome get(kernel::Sys& sys, std::string_view key, std::string* value) const;
   Outcome put(kernel::Sys& sys, std::string_view key, std::string_view value) const;
@@ -71,10 +72,7 @@ class KvClient {
   Outcome txn(kernel::Sys& sys, const std::vector<KvTxnOp>& ops, std::uint8_t* failed = nullptr) const;
 
  private:
-  kernel::Cap<kernel::Endpoint> session_;
+  Session<KvOp> session_;
 };
-
-Outcome kv_open(kernel::Sys& sys, kernel::Cap<kernel::Endpoint> root, std::string_view table, std::uint64_t client,
-                kernel::Cap<kernel::Endpoint>* session);
 
 }  // namespace persim::servers

@@ -4,7 +4,7 @@
 #include <set>
 #include <toml++/toml.h>
 
-#include "servers/fs/fs.hpp"
+#include "servers/standard.hpp"
 #include "servers/supervisor/toml_walker.hpp"
 
 namespace persim::servers {
@@ -52,18 +52,11 @@ GrantSpec grant(const Walker& w, std::string_view name, const toml::node& value,
     w.fail(value.source(), path,
            name == "supervisor" ? "the name 'supervisor' is reserved (every program is granted it)"
                                 : "expected \"service:argument\" with a service name, got \"" + source + "\"");
-  if (g->service == "fs") {
-    std::uint8_t bits = 0;
-    if (!fs_mode::parse(mode.empty() ? "r" : mode, &bits))
-      w.fail(*mode_at, path + ".mode", "expected letters of r w a c t d, got \"" + mode + "\"");
-    if (g->argument.empty() || g->argument.front() != '/')
-      w.fail(value.source(), path, "expected an absolute path after \"fs:\", got \"" + g->argument + "\"");
-    const bool directory = (bits & fs_mode::directory) != 0;
-    if (directory != (g->argument.back() == '/'))
-      w.fail(*mode_at, path + ".mode",
-             directory ? "mode d needs a directory path ending in '/'" : "a path ending in '/' needs mode d");
-  } else if (!mode.empty() && (g->service == "console" || g->service == "kv" || g->service == "ckpt")) {
-    w.fail(*mode_at, path + ".mode", "a " + g->service + " grant takes no mode");
+  if (const StandardService* standard = find_standard_service(g->service)) {
+    if (const std::optional<GrantProblem> problem = standard->check_grant(g->argument, mode)) {
+      if (problem->where == GrantProblem::Where::mode) w.fail(*mode_at, path + ".mode", problem->message);
+      w.fail(value.source(), path, problem->message);
+    }
   }
   return *g;
 }

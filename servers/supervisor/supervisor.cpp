@@ -4,10 +4,6 @@
 #include <cassert>
 #include <map>
 
-#include "servers/ckpt/ckpt.hpp"
-#include "servers/console/console.hpp"
-#include "servers/fs/fs.hpp"
-#include "servers/kv/kv.hpp"
 #include "servers/wire.hpp"
 
 namespace persim::servers {
@@ -64,8 +60,6 @@ kernel::Result<GrantSpec> parse_grant(std::string_view name, std::string_view so
 
 namespace {
 
-constexpr std::string_view supervisor_grant = "supervisor";
-
 enum class Phase : std::uint8_t {
   idle,     // not started yet
   waiting,  // for a service one of its grants needs
@@ -95,23 +89,11 @@ struct Instance {
   std::optional<RestartRecord> record;
 };
 
-// The standard servers, whose open requests differ, and the rest (a program's
-// own service: the generic root open).
-enum class ServiceKind : std::uint8_t { console, fs, kv, ckpt, other };
-
-ServiceKind kind_of(std::string_view service) {
-  if (service == "console") return ServiceKind::console;
-  if (service == "fs") return ServiceKind::fs;
-  if (service == "kv") return ServiceKind::kv;
-  if (service == "ckpt") return ServiceKind::ckpt;
-  return ServiceKind::other;
-}
-
 struct Service {
   std::optional<std::size_t> provider;  // the instance whose manifest provides it
   Cap<Endpoint> root;
   bool up = false;
-  ServiceKind kind = ServiceKind::other;
+  bool trusted = false;  // its provider's manifest says so: waited on without limit
 };
 
 // A client_gone a program's service did not take in time: sent again later,
@@ -155,7 +137,7 @@ class Supervisor {
       if (const std::string& s = host_.manifests[i].provides; !s.empty()) {
         Service& svc = services_[s];
         svc.provider = i;
-        svc.kind = kind_of(s);
+        svc.trusted = host_.manifests[i].trusted;
       }
     }
     for (Instance& in : instances_) {
@@ -182,11 +164,12 @@ class Supervisor {
   Service* service_of(const Instance& in, const GrantSpec& g) const {
     return in.grant_services[static_cast<std::size_t>(&g - manifest(in).grants.data())];
   }
-  // How many programs checkpoint with `group` (those granted the checkpoint store).
-  std::uint64_t group_size(const std::string& group) const {
+  // How many instances of `group` are granted `service` (a checkpoint
+  // store's group commit waits for that many members).
+  std::uint64_t group_size(const std::string& group, const std::string& service) const {
     return static_cast<std::uint64_t>(std::count_if(host_.manifests.begin(), host_.manifests.end(), [&](const Manifest& m) {
       return m.group == group &&
-             std::any_of(m.grants.begin(), m.grants.end(), [](const GrantSpec& g) { return g.service == "ckpt"; });
+             std::any_of(m.grants.begin(), m.grants.end(), [&](const GrantSpec& g) { return g.service == service; });
     }));
   }
 
@@ -319,37 +302,23 @@ class Supervisor {
     return {};
   }
 
-  // A session for grant `g` of `in`'s current client, from the service's root.
+  // A session for grant `g` of `in`'s current client, from the service's
+  // root: the same open request for every server, with what the supervisor
+  // attests of the client. The server decides what it serves.
   Outcome resolve(const Instance& in, const GrantSpec& g, Cap<Endpoint>* session) {
     const Service* found = service_of(in, g);
     if (found == nullptr || !found->up) return {Error{}, ServiceError::unavailable};
     const Service& svc = *found;
-    const std::string& own = manifest(in).instance;
-    const std::string_view arg = g.argument.empty() ? std::string_view(own) : std::string_view(g.argument);
-    switch (svc.kind) {
-      case ServiceKind::console: return console_open(sys_, svc.root, arg, in.client, session);
-      case ServiceKind::kv: return kv_open(sys_, svc.root, arg, in.client, session);
-      case ServiceKind::ckpt: {
-        const std::string& group = manifest(in).group;
-        return ckpt_open(sys_, svc.root, arg, group, group.empty() ? 0 : group_size(group), 0, in.client, session);
-      }
-      case ServiceKind::fs: {
-        std::uint8_t mode = 0;
-        if (!fs_mode::parse(g.mode.empty() ? "r" : g.mode, &mode)) return {Error{}, ServiceError::malformed};
-        return fs_open(sys_, svc.root, g.argument, mode, in.client, session);
-      }
-      case ServiceKind::other: break;
-    }
-    // Any other service: the generic root open every server of one's own answers.
+    const Manifest& m = manifest(in);
+    const OpenRequest open{g.argument, g.mode, in.client, m.instance, m.group,
+                           m.group.empty() ? 0 : group_size(m.group, g.service)};
     Message request{}, reply{};
-    request.label = static_cast<std::uint64_t>(RootOp::open);
-    if (!wire::Writer(request).str(g.argument).str(g.mode).u64(in.client).ok())
-      return {Error{}, ServiceError::malformed};
+    if (!write_open(request, open)) return {Error{}, ServiceError::malformed};
     const Outcome o = call_service(svc, request, reply);
     if (o) *session = reply.received_cap<Endpoint>(0);
     if (o.kernel == Error::timed_out)
       event(instances_[*svc.provider], SupervisorEventKind::call_timed_out,
-            "open for " + manifest(in).instance + " #" + std::to_string(in.incarnation) + ": refused");
+            "open for " + m.instance + " #" + std::to_string(in.incarnation) + ": refused");
     return o;
   }
 
@@ -478,10 +447,10 @@ class Supervisor {
     }
   }
 
-  // The standard servers are trusted to answer; a program's own service is
-  // waited on for service_call_timeout_ns at most (kernel: timed_out).
+  // A trusted server (the standard ones) is waited on without limit; a
+  // program's own service for service_call_timeout_ns at most (kernel: timed_out).
   Outcome call_service(const Service& svc, const Message& request, Message& reply) {
-    if (svc.kind != ServiceKind::other) return call(sys_, svc.root, request, reply);
+    if (svc.trusted) return call(sys_, svc.root, request, reply);
     const kernel::Status s = sys_.call_until(svc.root, request, reply, sys_.now_ns() + host_.service_call_timeout_ns);
     if (!s) return {s.error(), ServiceError::ok};
     return {Error{}, status_of(reply)};
@@ -610,28 +579,5 @@ class Supervisor {
 }  // namespace
 
 void supervisor_main(Sys& sys, SupervisorHost& host) { Supervisor(sys, host).run(); }
-
-// ---------------------------------------------------------------- client
-
-Outcome announce(Sys& sys, std::string_view service, Cap<Endpoint> endpoint) {
-  const kernel::Result<Cap<Endpoint>> supervisor = sys.granted<Endpoint>(supervisor_grant);
-  if (!supervisor) return {supervisor.error(), ServiceError::ok};
-  Message request{}, reply{};
-  request.label = static_cast<std::uint64_t>(SupervisorOp::announce);
-  wire::Writer(request).str(service);
-  request.attach(endpoint, Rights::send());
-  return call(sys, *supervisor, request, reply);
-}
-
-Outcome regrant(Sys& sys, std::string_view name, Cap<Endpoint>* granted) {
-  const kernel::Result<Cap<Endpoint>> supervisor = sys.granted<Endpoint>(supervisor_grant);
-  if (!supervisor) return {supervisor.error(), ServiceError::ok};
-  Message request{}, reply{};
-  request.label = static_cast<std::uint64_t>(SupervisorOp::regrant);
-  if (!wire::Writer(request).str(name).ok()) return {Error{}, ServiceError::malformed};
-  const Outcome o = call(sys, *supervisor, request, reply);
-  if (o) *granted = reply.received_cap<Endpoint>(0);
-  return o;
-}
 
 }  // namespace persim::servers

@@ -23,17 +23,21 @@
 #include "kernel/sys.hpp"
 #include "servers/client.hpp"
 #include "servers/session.hpp"
+#include "servers/supervisor/client.hpp"
 
 namespace persim::servers {
 
 enum class RestartPolicy : std::uint8_t { never, always, on_failure };
 std::string_view to_string(RestartPolicy p) noexcept;
 
-// One named grant of a manifest: `name = "service:argument"` with a mode.
+// One named grant of a manifest: `name = "service:argument"` with a mode. The
+// supervisor resolves it by asking the service for a session (an OpenRequest:
+// the argument and mode as written, and who the client is); what they mean is
+// the server's to decide. The standard servers':
 //   console            a console session; argument: stream name (default: the instance)
 //   fs:/path           a file session on /path; mode letters r w a c t (read,
 //                      write, append, create, truncate); fs:/dir/ with d opens a directory
-//   kv:table           a key-value session on `table`
+//   kv:table           a key-value session on `table` (default: the instance)
 //   ckpt               the instance's checkpoint slot; argument: slot (default: the instance)
 struct GrantSpec {
   std::string name;
@@ -62,15 +66,13 @@ struct Manifest {
   std::uint64_t backoff_ns_initial = 1'000'000;  // before the first restart; doubles each time
   std::uint64_t backoff_ns_max = 1'000'000'000;
   std::uint32_t restarts_max = 1000;  // then the supervisor gives up on it
+  // A server the supervisor trusts to answer (the standard servers): it waits
+  // on it without limit. Any other service is waited on for
+  // SupervisorHost::service_call_timeout_ns at most.
+  bool trusted = false;
   // Parameters for the program ([program.params] in TOML), as text. The
   // supervisor does not read them; whoever registers the program does.
   std::map<std::string, std::string> params;
-};
-
-// Supervisor protocol (requests through the "supervisor" grant).
-enum class SupervisorOp : std::uint64_t {
-  announce = 1,  // args: str service; caps: the service's endpoint (send)
-  regrant = 2,   // args: str grant name -> caps: the grant, resolved afresh
 };
 
 // What the supervisor reports to the host: a timeline and the restart log.
@@ -123,7 +125,7 @@ struct SupervisorHost {
   // open, a client_gone) before giving up on that call: such a service may be
   // blocked on the supervisor itself (a regrant waiting for a restart), and
   // the supervisor must never wait for ever on a program it does not trust.
-  // The standard servers (console, fs, kv, ckpt) are trusted: no limit.
+  // A trusted server (Manifest::trusted: the standard ones) has no limit.
   std::uint64_t service_call_timeout_ns = 1'000'000;
   // Called with each event just after the supervisor logs it, on the
   // supervisor's own fiber: for a host that watches a run as it happens (a live
@@ -136,13 +138,5 @@ struct SupervisorHost {
 
 // The supervisor's entry: its grants are "factory" (to create processes).
 void supervisor_main(kernel::Sys& sys, SupervisorHost& host);
-
-// ---- Client side.
-
-// A server announces `service`, handing the supervisor its endpoint.
-Outcome announce(kernel::Sys& sys, std::string_view service, kernel::Cap<kernel::Endpoint> endpoint);
-// Asks the supervisor for manifest grant `name` again; waits while its service
-// restarts. On success `*granted` is the new capability.
-Outcome regrant(kernel::Sys& sys, std::string_view name, kernel::Cap<kernel::Endpoint>* granted);
 
 }  // namespace persim::servers

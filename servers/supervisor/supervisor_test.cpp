@@ -109,7 +109,7 @@ TEST(Supervisor, RestartRegrantsExactlyTheManifestAndLogsTheSevered) {
 
   // A request adds a capability: a file session opened through the directory.
   ASSERT_TRUE(worker.run(system, [](Sys& sys) {
-    const FsClient dir(sys.granted<Endpoint>("data").value());
+    const FsClient dir(granted_session<FsOp>(sys, "data").value());
     FsClient file;
     ASSERT_TRUE(dir.open(sys, "x", fs_mode::write | fs_mode::create, &file).ok());
     ASSERT_TRUE(file.write(sys, "one").ok());
@@ -136,7 +136,7 @@ TEST(Supervisor, RestartRegrantsExactlyTheManifestAndLogsTheSevered) {
 
   // The data written and acknowledged before the crash is there.
   ASSERT_TRUE(worker.run(system, [](Sys& sys) {
-    const FsClient dir(sys.granted<Endpoint>("data").value());
+    const FsClient dir(granted_session<FsOp>(sys, "data").value());
     FsClient file;
     ASSERT_TRUE(dir.open(sys, "x", fs_mode::read, &file).ok());
     std::string got;
@@ -215,7 +215,7 @@ RC_GTEST_PROP(Supervisor, AuthorityAfterAnyRestartIsExactlyTheManifest, ()) {
         default:
           if (has_data) {
             FsClient file;
-            got = FsClient(sys.granted<Endpoint>("data").value())
+            got = FsClient(granted_session<FsOp>(sys, "data").value())
                       .open(sys, "f" + std::to_string(obtained), fs_mode::write | fs_mode::create, &file)
                       .ok();
           }
@@ -315,7 +315,7 @@ TEST(Supervisor, ServerCrashClientsRebindNoAcknowledgedWriteLost) {
   ASSERT_TRUE(run_until(system, [&] { return app.incarnations() == 1; }));
   FsClient log;
   ASSERT_TRUE(app.run(system, [&](Sys& sys) {
-    log = FsClient(sys.granted<Endpoint>("log").value());
+    log = FsClient(granted_session<FsOp>(sys, "log").value());
     ASSERT_TRUE(log.write(sys, "before;").ok());
   }));
   const ProcessId fs_before = system.process_of("fs").value();
@@ -326,7 +326,7 @@ TEST(Supervisor, ServerCrashClientsRebindNoAcknowledgedWriteLost) {
     Outcome o = log.write(sys, "after;");
     seen.push_back(o.describe());
     ASSERT_TRUE(o.server_gone());
-    Cap<Endpoint> fresh;
+    Session<FsOp> fresh;
     o = regrant(sys, "log", &fresh);  // waits for the file server to come back
     seen.push_back(o.describe());
     ASSERT_TRUE(o.ok());
@@ -380,31 +380,21 @@ TEST(Supervisor, WaitersOfAServiceWhoseServerGaveUpAreRefused) {
 // badge it remembers, and "add" on a session by returning the running sum.
 void tally_server(Sys& sys) {
   const Cap<Endpoint> ep = sys.endpoint_create().value();
-  struct Tally {
-    Sys& sys;
-    Cap<Endpoint> ep;
-    Sessions<FsSession> sessions;  // any session type with a client field will do
+  struct Tally : BasicService {
+    using BasicService::BasicService;
     std::uint64_t sum = 0;
-    ServiceError operator()(std::uint64_t badge, kernel::Message& request, kernel::Message& reply) {
-      wire::Reader in(request);
-      if (badge == 0 && request.label == static_cast<std::uint64_t>(RootOp::open)) {
-        const std::string argument(in.str());
-        const std::string mode(in.str());
-        const std::uint64_t client = in.u64();
-        if (!in.done() || argument != "main") return ServiceError::not_found;
-        return sessions.open(sys, ep, FsSession{client, argument, 0, 0}, reply, for_supervisor);
-      }
-      if (badge == 0 && request.label == static_cast<std::uint64_t>(RootOp::client_gone))
-        return close_client(sys, sessions, in, reply);
-      if (sessions.find(badge) == nullptr) return ServiceError::wrong_session;
-      sum += in.u64();
+    ServiceError open(const OpenRequest& r, kernel::Message& reply) {
+      if (r.argument != "main") return ServiceError::not_found;
+      return BasicService::open(r, reply);
+    }
+    ServiceError handle(ClientSession&, Request& r, kernel::Message& reply) {
+      sum += r.args.u64();
       wire::Writer(reply).u64(sum);
       return ServiceError::ok;
     }
-  } tally{sys, ep, {}, 0};
+  } tally{sys, ep};
   ServerAudit audit;
-  if (!announce(sys, "tally", ep)) return;
-  serve(sys, ep, tally, audit);
+  announce_and_serve(sys, "tally", ep, tally, audit);
 }
 
 // Property: a grant of a service of one's own is resolved through the generic
