@@ -384,4 +384,16 @@ void announce_and_serve(Sys& sys, std::string_view name, Cap<Endpoint> ep, Servi
   serve(sys, ep, service, audit, once);
 }
 
+// The whole main of a server whose setup is its constructor,
+// `Service(sys, ep, host)`: its endpoint, the service on it, the idempotency
+// tokens its trusted storage keeps, announced as its host's service and served.
+template <class Service, class Host>
+void run_server(Sys& sys, Host& host) {
+  const kernel::Result<Cap<Endpoint>> ep = sys.endpoint_create();
+  if (!ep) return;
+  Service service(sys, *ep, host);
+  Idempotency once(host.store);
+  announce_and_serve(sys, Host::service, *ep, service, host.audit, &once);
+}
+
 }  // namespace persim::servers

@@ -233,13 +233,7 @@ std::vector<std::byte> FsState::encode() const {
   return e.take();
 }
 
-void file_server_main(Sys& sys, FileServerHost& host) {
-  const kernel::Result<Cap<Endpoint>> ep = sys.endpoint_create();
-  if (!ep) return;
-  FileServer server(sys, *ep, host);
-  Idempotency once(host.store);
-  announce_and_serve(sys, FileServerHost::service, *ep, server, host.audit, &once);
-}
+void file_server_main(Sys& sys, FileServerHost& host) { run_server<FileServer>(sys, host); }
 
 // ---------------------------------------------------------------- client
 

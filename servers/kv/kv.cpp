@@ -178,13 +178,7 @@ std::vector<std::byte> KvState::encode() const {
   return e.take();
 }
 
-void kv_main(Sys& sys, KvHost& host) {
-  const kernel::Result<Cap<Endpoint>> ep = sys.endpoint_create();
-  if (!ep) return;
-  KvStore store(sys, *ep, host);
-  Idempotency once(host.store);
-  announce_and_serve(sys, KvHost::service, *ep, store, host.audit, &once);
-}
+void kv_main(Sys& sys, KvHost& host) { run_server<KvStore>(sys, host); }
 
 Outcome KvClient::get(Sys& sys, std::string_view key, std::string* value) const {
   Message request = wire::request(KvOp::get), reply{};
