@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <cassert>
 
-#include "servers/supervisor/client.hpp"
+#include "libpersist/entry_names.hpp"
 #include "servers/wire.hpp"
 
 namespace persim::persist {
@@ -35,39 +35,17 @@ const char* to_string(PersistError e) noexcept {
 
 namespace {
 
-// Entry names of what libpersist itself records; program fields may not start with '.'.
-const std::string random_entry = ".random";
-constexpr std::string_view file_entry = ".file:";                // + file name
-constexpr std::string_view file_token_entry = ".token:file:";      // + file name
-constexpr std::string_view console_token_entry = ".token:console:";  // + console name
-constexpr std::string_view kv_token_entry = ".token:kv:";          // + kv session name
-constexpr std::string_view grant_entry = ".grant:";              // + grant name
-constexpr std::string_view console_input_entry = ".console_in:";  // + console name
-// Builds such names (prefix + name) in one buffer, reused: no allocation once
-// it is long enough. Each name is used before the next is built.
-class EntryName {
- public:
-  const std::string& operator()(std::string_view prefix, const std::string& name) {
-    buffer_.assign(prefix);
-    buffer_.append(name);
-    return buffer_;
-  }
-
- private:
-  std::string buffer_;
-};
-const std::string group_epoch_entry = ".group_epoch";
 // The snapshot of a state up to this size (encoded) is kept for the next
 // checkpoint to write over; a larger one is freed after its checkpoint.
 constexpr std::size_t scratch_bytes_max = 64 << 10;
 
-PersistStatus fail(PersistError e, std::string what) { return {e, std::move(what)}; }
-
-std::string describe(const kernel::Error e) { return "kernel: " + std::string(kernel::to_string(e)); }
-
 }  // namespace
 
-Persistent::Persistent(Sys& sys, Options options) : sys_(sys), options_(std::move(options)) {
+Persistent::Persistent(Sys& sys, Options options)
+    : sys_(sys),
+      options_(std::move(options)),
+      strategy_((options_.strategy != nullptr ? *options_.strategy : regrant_strategy()).make()) {
+  assert(strategy_ != nullptr);
   check_declared("program", options_.program, image_name_bytes_max);
 }
 
@@ -170,256 +148,6 @@ Kv& Persistent::kv(std::string name, std::string via) {
   return *kvs_.back();
 }
 
-// ---------------------------------------------------------------- restore
-
-PersistStatus Persistent::load(const Image& image) {
-  if (image.program != options_.program)
-    return fail(PersistError::wrong_program,
-                "image of program '" + image.program + "', this is '" + options_.program + "'");
-  if (image.program_version > options_.version || image.program_version < options_.oldest_readable)
-    return fail(PersistError::version_refused,
-                "image of " + options_.program + " version " + std::to_string(image.program_version) +
-                    "; this version " + std::to_string(options_.version) + " reads versions " +
-                    std::to_string(options_.oldest_readable) + " to " + std::to_string(options_.version));
-  // Check everything before changing anything: a refused image leaves the fields as they were.
-  for (const Binding& b : bindings_) {
-    const Entry* e = image.find(b.name);
-    if (e == nullptr) continue;  // added in a newer version: keeps its initial value
-    if (e->kind != b.kind)
-      return fail(PersistError::wrong_type, "field '" + b.name + "': the image has " + to_string(e->kind) +
-                                                ", the program declares " + to_string(b.kind));
-    if (b.kind == EntryKind::region && e->bytes.size() != b.region_size)
-      return fail(PersistError::wrong_size, "region '" + b.name + "': the image has " +
-                                                std::to_string(e->bytes.size()) + " bytes, the program declares " +
-                                                std::to_string(b.region_size));
-  }
-  for (const Binding& b : bindings_)
-    if (const Entry* e = image.find(b.name)) b.load(*e);
-  EntryName entry;
-  for (auto& f : files_) {
-    if (const Entry* e = image.find(entry(file_entry, f->name_)); e != nullptr && e->kind == EntryKind::file)
-      f->record_ = e->file;
-    if (const Entry* e = image.find(entry(file_token_entry, f->name_)); e != nullptr && e->kind == EntryKind::token)
-      f->token_ = e->token;
-  }
-  for (auto& c : consoles_) {
-    if (const Entry* e = image.find(entry(console_token_entry, c->name_)); e != nullptr && e->kind == EntryKind::token)
-      c->token_ = e->token;
-    if (const Entry* e = image.find(entry(console_input_entry, c->name_)); e != nullptr && e->kind == EntryKind::u64)
-      c->input_at_ = e->number;
-  }
-  for (auto& k : kvs_)
-    if (const Entry* e = image.find(entry(kv_token_entry, k->name_)); e != nullptr && e->kind == EntryKind::token)
-      k->token_ = e->token;
-  if (const Entry* e = image.find(random_entry); e != nullptr && e->kind == EntryKind::random)
-    rng_ = kernel::Rng::from_state({e->numbers[0], e->numbers[1], e->numbers[2], e->numbers[3]});
-  if (const Entry* e = image.find(group_epoch_entry); e != nullptr && e->kind == EntryKind::u64) group_epoch_ = e->number;
-  sequence_ = image.sequence;
-  return {};
-}
-
-PersistStatus Persistent::restore(Restored* restored) {
-  if (!declaration_error_.empty()) return fail(PersistError::bad_declaration, declaration_error_);
-  Restored found;
-  const kernel::Result<Cap<Endpoint>> ckpt = sys_.granted<Endpoint>(options_.checkpoint_grant);
-  if (!ckpt) return fail(PersistError::no_store, "grant '" + options_.checkpoint_grant + "': " + describe(ckpt.error()));
-  store_.rebind(servers::Session<servers::CkptOp>(*ckpt));
-  std::vector<servers::CkptKept> versions;
-  if (const Outcome o = store_.list(sys_, &versions); !o)
-    return fail(PersistError::no_store, "checkpoint store: " + o.describe());
-  // One kept image, decoded; false (and why, in passed_over) if damaged.
-  std::vector<std::byte> bytes;
-  auto read = [&](const servers::CkptKept& k, const std::string& label, Image* out, PersistStatus* error) {
-    if (const Outcome o = store_.read(sys_, k.version, k.size, &bytes); !o) {
-      if (o.service == ServiceError::not_found) {
-        // Erased since it was listed (another group member took the group back).
-        found.passed_over.push_back(label + ": no longer kept");
-        return false;
-      }
-      *error = fail(PersistError::no_store, "checkpoint store: reading version " + std::to_string(k.version) + ": " +
-                                                o.describe());
-      return false;
-    }
-    auto decoded = decode(bytes);
-    if (const DecodeError* e = std::get_if<DecodeError>(&decoded)) {
-      found.passed_over.push_back(label + ": " + e->describe());
-      return false;
-    }
-    *out = std::move(std::get<Image>(decoded));
-    return true;
-  };
-  // A group member restores its image of the group's committed epoch and no
-  // other: an older one would be an inconsistent cut with the members that
-  // restore that epoch. If that image is damaged, the member takes the whole
-  // group back to the epoch of its newest valid image (the store erases every
-  // member's later images with it) and fails with group_rolled_back: the
-  // program crashes, the supervisor restarts the group, and every member
-  // restores that epoch (or, missing it, goes back further).
-  std::uint64_t committed = 0;
-  if (options_.group)
-    if (const Outcome o = store_.group_epoch(sys_, &committed); !o)
-      return fail(PersistError::no_store, "checkpoint store: group epoch: " + o.describe());
-  auto damage = [&found] {
-    std::string why;
-    for (const std::string& p : found.passed_over) why += (why.empty() ? "" : "; ") + p;
-    return why;
-  };
-  auto roll_back = [&](std::uint64_t to, const std::string& from_what) {
-    std::uint64_t went_to = 0;
-    const Outcome o = store_.group_rollback(sys_, committed, to, &went_to);
-    const std::string what = "group epoch " + std::to_string(committed) + ": this member has no valid image of it" +
-                             (found.passed_over.empty() ? "" : " (" + damage() + ")");
-    if (o.service == ServiceError::conflict)  // another member took the group back first
-      return fail(PersistError::group_rolled_back, what + "; another member took the group back first; it restarts");
-    if (!o) return fail(PersistError::no_store, "checkpoint store: group rollback: " + o.describe());
-    return fail(PersistError::group_rolled_back,
-                what + "; the group goes back to epoch " + std::to_string(went_to) +
-                    (went_to == to ? from_what : " (the newest every member has)") + " and restarts");
-  };
-  bool loaded = false;
-  for (auto it = versions.rbegin(); it != versions.rend() && !loaded; ++it) {
-    const std::string label = "version " + std::to_string(it->version);
-    PersistStatus error;
-    Image image, base;
-    if (!read(*it, label, &image, &error)) {
-      if (!error) return error;
-      continue;
-    }
-    // A delta is read with its base: the store keeps it, unless the images
-    // were damaged or lost beneath it.
-    if (image.delta() != (it->base != 0)) {
-      found.passed_over.push_back(label + ": " + (image.delta() ? "a delta the store holds as a whole image"
-                                                               : "a whole image the store holds as a delta"));
-      continue;
-    }
-    std::uint64_t base_size = 0;  // a delta's base, encoded
-    if (image.delta()) {
-      const std::string base_label = label + ": its base, version " + std::to_string(it->base);
-      const auto b = std::find_if(versions.begin(), versions.end(),
-                                  [&](const servers::CkptKept& k) { return k.version == it->base; });
-      if (b == versions.end()) {
-        found.passed_over.push_back(base_label + ": not kept");
-        continue;
-      }
-      base_size = b->size;
-      if (!read(*b, base_label, &base, &error)) {
-        if (!error) return error;
-        continue;
-      }
-      auto merged = apply_delta(base, image);
-      if (const std::string* e = std::get_if<std::string>(&merged)) {
-        found.passed_over.push_back(label + ": " + *e);
-        continue;
-      }
-      image = std::move(std::get<Image>(merged));
-    }
-    if (options_.group) {
-      const Entry* g = image.find(group_epoch_entry);
-      const std::uint64_t epoch = g != nullptr && g->kind == EntryKind::u64 ? g->number : 0;
-      if (epoch > committed) {
-        found.passed_over.push_back(label + ": group epoch " + std::to_string(epoch) +
-                                    " was not committed (the group's is " + std::to_string(committed) + ")");
-        continue;
-      }
-      if (epoch < committed) return roll_back(epoch, " (" + label + ")");
-    }
-    if (const PersistStatus s = load(image); !s) return s;
-    found.from_image = true;
-    found.version = it->version;
-    found.base = it->base;
-    loaded = true;
-    if (incremental()) {
-      // The next delta is on the whole image this state came from.
-      base_version_ = it->base != 0 ? it->base : it->version;
-      base_bytes_ = it->base != 0 ? base_size : it->size;
-      deltas_on_base_ = it->base != 0 ? image.sequence - base.sequence : 0;
-      base_ = it->base != 0 ? std::move(base) : std::move(image);
-    }
-  }
-  if (!loaded && committed > 0) return roll_back(0, ", a fresh start");
-  if (!versions.empty() && !loaded) return fail(PersistError::no_valid_image, damage());
-  if (!loaded) {
-    rng_ = kernel::Rng(sys_.random());  // a fresh stream, kept from now on
-    // No image: the program starts over, so its input does too (an
-    // incarnation killed before its first checkpoint may have read some).
-    for (auto& c : consoles_) c->input_at_ = 0;
-  }
-  found.sequence = sequence_;
-
-  for (auto& [name, cap] : grants_) {
-    const kernel::Result<Cap<Endpoint>> g = sys_.granted<Endpoint>(name);
-    if (!g) return fail(PersistError::grant_missing, "grant '" + name + "': " + describe(g.error()));
-    cap = *g;
-  }
-  for (auto& c : consoles_) {
-    const kernel::Result<Cap<Endpoint>> g = sys_.granted<Endpoint>(c->via_);
-    if (!g) return fail(PersistError::grant_missing, "console '" + c->name_ + "' (grant '" + c->via_ + "'): " + describe(g.error()));
-    c->session_ = servers::Session<servers::ConsoleOp>(*g);
-    if (c->input_at_) {
-      if (const Outcome o = servers::ConsoleClient(c->session_).seek_input(sys_, *c->input_at_); !o)
-        return fail(PersistError::session_refused,
-                    "console '" + c->name_ + "': seek input to " + std::to_string(*c->input_at_) + ": " + o.describe());
-      c->input_at_.reset();
-    }
-  }
-  for (auto& k : kvs_) {
-    const kernel::Result<Cap<Endpoint>> g = sys_.granted<Endpoint>(k->via_);
-    if (!g) return fail(PersistError::grant_missing, "kv '" + k->name_ + "' (grant '" + k->via_ + "'): " + describe(g.error()));
-    k->session_ = servers::Session<servers::KvOp>(*g);
-  }
-  for (auto& f : files_)
-    if (const PersistStatus s = open_file(*f, loaded); !s) return s;
-
-  if (exactly_once()) {
-    bool issued = false;
-    for (auto& c : consoles_)
-      if (const PersistStatus s = ensure_token(c->session_.cap(), c->token_, "console '" + c->name_ + "'", &issued); !s) return s;
-    for (auto& k : kvs_)
-      if (const PersistStatus s = ensure_token(k->session_.cap(), k->token_, "kv '" + k->name_ + "'", &issued); !s) return s;
-    for (auto& f : files_)
-      if (const PersistStatus s = ensure_token(f->session_.cap(), f->token_, "file '" + f->name_ + "'", &issued); !s) return s;
-    restored_ = true;
-    if (issued)
-      if (const PersistStatus s = checkpoint(); !s) return s;
-  }
-  restored_ = true;
-  if (restored != nullptr) *restored = std::move(found);
-  return {};
-}
-
-PersistStatus Persistent::open_file(File& f, bool restoring) {
-  const FileRecord& r = f.record_;
-  const std::string what = "file '" + f.name_ + "' (" + r.via + (r.path.empty() ? "" : ":" + r.path) + ")";
-  const kernel::Result<Cap<Endpoint>> via = sys_.granted<Endpoint>(r.via);
-  if (!via) return fail(PersistError::grant_missing, what + ": grant '" + r.via + "': " + describe(via.error()));
-  servers::Session<servers::FsOp> session(*via);
-  if (!r.path.empty()) {
-    servers::FsClient opened;
-    if (const Outcome o = servers::FsClient(session).open(sys_, r.path, r.mode, &opened); !o)
-      return fail(PersistError::session_refused, what + ": open: " + o.describe());
-    session = opened.session();
-  }
-  // Writes in append mode go to the end; every other session resumes at its offset.
-  if (restoring && (r.mode & servers::fs_mode::append) == 0 && r.offset != 0) {
-    if (const Outcome o = servers::FsClient(session).seek(sys_, r.offset); !o)
-      return fail(PersistError::session_refused, what + ": seek to " + std::to_string(r.offset) + ": " + o.describe());
-  }
-  f.session_ = session;
-  f.offset_ = restoring ? r.offset : 0;
-  return {};
-}
-
-PersistStatus Persistent::ensure_token(Cap<Endpoint> session, TokenRecord& token, const std::string& what,
-                                       bool* issued) {
-  if (token.token != 0) return {};
-  std::uint64_t t = 0;
-  if (const Outcome o = servers::issue_token(sys_, session, &t); !o)
-    return fail(PersistError::session_refused, what + ": issue token: " + o.describe());
-  token = TokenRecord{t, 1};
-  *issued = true;
-  return {};
-}
-
 // ---------------------------------------------------------------- checkpoint
 
 Image Persistent::snapshot() {
@@ -452,24 +180,25 @@ void Persistent::snapshot_into(Image& image) {
     return e;
   };
   for (const Binding& b : bindings_) b.save(add(b.kind, b.name));
-  EntryName entry;
-  for (const auto& [name, cap] : grants_) add(EntryKind::grant, entry(grant_entry, name));
+  entries::Name entry;
+  for (const auto& [name, cap] : grants_) add(EntryKind::grant, entry(entries::grant, name));
   auto token = [&add, &entry](std::string_view prefix, const std::string& name, const TokenRecord& t) {
     if (t.token != 0) add(EntryKind::token, entry(prefix, name)).token = t;
   };
   for (const auto& f : files_) {
-    add(EntryKind::file, entry(file_entry, f->name_)).file = f->record_;
-    token(file_token_entry, f->name_, f->token_);
+    add(EntryKind::file, entry(entries::file, f->name_)).file = f->record_;
+    token(entries::file_token, f->name_, f->token_);
   }
   for (const auto& c : consoles_) {
-    token(console_token_entry, c->name_, c->token_);
-    if (c->input_at_) add(EntryKind::u64, entry(console_input_entry, c->name_)).number = *c->input_at_;
+    token(entries::console_token, c->name_, c->token_);
+    if (c->input_at_) add(EntryKind::u64, entry(entries::console_input, c->name_)).number = *c->input_at_;
   }
-  for (const auto& k : kvs_) token(kv_token_entry, k->name_, k->token_);
+  for (const auto& k : kvs_) token(entries::kv_token, k->name_, k->token_);
   const std::array<std::uint64_t, 4> state = rng_.state();
-  add(EntryKind::random, random_entry).numbers.assign(state.begin(), state.end());
-  if (options_.group) add(EntryKind::u64, group_epoch_entry).number = group_epoch_ + 1;
+  add(EntryKind::random, entries::random).numbers.assign(state.begin(), state.end());
+  if (options_.group) add(EntryKind::u64, entries::group_epoch).number = group_epoch_ + 1;
   image.entries.resize(n);
+  strategy_->save(image);
 }
 
 PersistStatus Persistent::checkpoint(std::uint64_t* version) {
@@ -506,7 +235,7 @@ PersistStatus Persistent::checkpoint(std::uint64_t* version) {
   Outcome o = send();
   if (o.server_gone()) {
     servers::Session<servers::CkptOp> fresh;
-    if (regrant(options_.checkpoint_grant, &fresh)) {
+    if (reobtain(SessionPlan::of(SessionKind::checkpoint, options_.checkpoint_grant), &fresh)) {
       store_.rebind(fresh);
       o = send();
     }
@@ -580,30 +309,17 @@ Outcome Persistent::effect(servers::Session<Protocol>& session, TokenRecord& tok
 }
 
 template <class Protocol>
-bool Persistent::regrant(const std::string& via, servers::Session<Protocol>* session) {
-  Cap<Endpoint> fresh;
-  if (!servers::regrant(sys_, via, &fresh)) return false;
+bool Persistent::reobtain(const SessionPlan& plan, servers::Session<Protocol>* session) {
+  Cap<Endpoint> via, fresh;
+  if (!strategy_->reobtain(sys_, plan.via, &via)) return false;
+  if (!strategy_->rebuild(sys_, plan, via, &fresh)) return false;
   *session = servers::Session<Protocol>(fresh);
   return true;
 }
 
-bool File::rebind() {
-  servers::Session<servers::FsOp> session;
-  if (!owner_->regrant(record_.via, &session)) return false;
-  if (!record_.path.empty()) {
-    servers::FsClient opened;
-    if (!servers::FsClient(session).open(owner_->sys_, record_.path, record_.mode, &opened)) return false;
-    session = opened.session();
-  }
-  if ((record_.mode & servers::fs_mode::append) == 0 && offset_ != 0 &&
-      !servers::FsClient(session).seek(owner_->sys_, offset_))
-    return false;
-  session_ = session;
-  return true;
-}
-
-bool Console::rebind() { return owner_->regrant(via_, &session_); }
-bool Kv::rebind() { return owner_->regrant(via_, &session_); }
+bool File::rebind() { return owner_->reobtain(owner_->file_plan(record_, offset_), &session_); }
+bool Console::rebind() { return owner_->reobtain(SessionPlan::of(SessionKind::console, via_), &session_); }
+bool Kv::rebind() { return owner_->reobtain(SessionPlan::of(SessionKind::kv, via_), &session_); }
 
 namespace {
 

@@ -32,6 +32,8 @@
 #include "kernel/rng.hpp"
 #include "kernel/sys.hpp"
 #include "libpersist/image.hpp"
+#include "libpersist/status.hpp"
+#include "libpersist/strategy.hpp"
 #include "servers/ckpt/ckpt.hpp"
 #include "servers/console/console.hpp"
 #include "servers/fs/fs.hpp"
@@ -60,37 +62,15 @@ struct Options {
   // group member writes whole images whatever this says (see group).
   std::uint32_t full_every = 0;
   std::uint32_t delta_percent_max = 50;
-};
-
-// What went wrong, naming which grant, session, image or field.
-enum class PersistError : std::uint8_t {
-  none = 0,
-  no_store,         // the checkpoint grant is missing, or the store refused
-  no_valid_image,   // images exist, none decodes (each one's damage is in `what`)
-  wrong_program,    // the image belongs to another program
-  version_refused,  // the image's program version is newer than this one, or too old
-  wrong_type,       // a field's type differs from the image's entry of that name
-  wrong_size,       // a region's size differs from the image's
-  grant_missing,    // a grant the image names was not granted to this incarnation
-  session_refused,  // a server refused to rebuild a recorded session
-  group_aborted,    // a group checkpoint did not complete: a member died (the group restarts)
-  bad_declaration,  // a name or path declared is longer than an image can hold
-  group_rolled_back,  // a group member's image of the committed epoch was damaged: the group
-                      // went back to an older epoch, and must restart (the program crashes)
+  // The persistence strategy (strategy.hpp): how a restart reauthorizes and
+  // rebuilds sessions. None: regrant.
+  const StrategyKind* strategy = nullptr;
 };
 
 // A declared name (field, region, grant, file, console, key-value session) at
 // most this long, leaving room for the prefixes libpersist's own entries add;
 // a program name, file path or grant named in `via` at most image_name_bytes_max.
 inline constexpr std::size_t declared_name_bytes_max = image_name_bytes_max - 16;
-const char* to_string(PersistError e) noexcept;
-
-struct PersistStatus {
-  PersistError error = PersistError::none;
-  std::string what;  // "grant 'log': kernel: not_found"
-  bool ok() const { return error == PersistError::none; }
-  explicit operator bool() const { return ok(); }
-};
 
 // What restore() found.
 struct Restored {
@@ -227,8 +207,20 @@ class Persistent {
   // checkpoint() then refuse (bad_declaration) rather than write images that
   // no restore could read.
   void check_declared(std::string_view what, std::string_view name, std::size_t max = declared_name_bytes_max);
+  // restore()'s three steps (restore.cpp).
+  PersistStatus choose_image(Restored& found);
+  PersistStatus reauthorize();
+  PersistStatus rebuild_sessions(bool from_image);
+  // Whether `image` fits the declarations (program, version, each field's type and size).
+  PersistStatus check_fits(const Image& image) const;
   PersistStatus load(const Image& image);
+  // One session, through the strategy: its grant reauthorized, then rebuilt.
+  // A refusal names `grant_what` (the grant) or `what` (the rebuild).
+  PersistStatus rebuild(const SessionPlan& plan, const std::string& grant_what, const std::string& what,
+                        kernel::Cap<kernel::Endpoint>* session);
+  static SessionPlan file_plan(const FileRecord& r, std::optional<std::uint64_t> resume_at);
   PersistStatus open_file(File& f, bool restoring);
+  PersistStatus issue_tokens(bool* issued);
   PersistStatus ensure_token(kernel::Cap<kernel::Endpoint> session, TokenRecord& token, const std::string& what,
                              bool* issued);
   // Sends an effect (exactly once if so configured) through `session`.
@@ -237,13 +229,15 @@ class Persistent {
   template <class Protocol>
   servers::Outcome effect(servers::Session<Protocol>& session, TokenRecord& token, kernel::Message& request,
                           kernel::Message& reply, const std::function<bool()>& rebind);
-  // A fresh session for grant `via` from the supervisor (the server restarted).
+  // The session `plan` describes, afresh: its server died mid-run; the
+  // strategy obtains its successor's capability and rebuilds the session.
   template <class Protocol>
-  bool regrant(const std::string& via, servers::Session<Protocol>* session);
+  bool reobtain(const SessionPlan& plan, servers::Session<Protocol>* session);
   bool exactly_once() const { return options_.effects == Effects::exactly_once; }
 
   kernel::Sys& sys_;
   Options options_;
+  std::unique_ptr<Strategy> strategy_;
   std::vector<Binding> bindings_;
   std::map<std::string, kernel::Cap<kernel::Endpoint>> grants_;
   std::vector<std::unique_ptr<File>> files_;

@@ -11,7 +11,7 @@
 #include <sstream>
 
 #include "libpersist/persist.hpp"
-#include "support/system_harness.hpp"
+#include "support/persist_harness.hpp"
 
 namespace persim::persist {
 namespace {
@@ -187,31 +187,6 @@ TEST(Persist, LaterKillsCatchAProgramWithoutIdempotencyTokens) {
   for (int attempt = 0; attempt < 4 && held; ++attempt)
     held = rc::check("exactly once checked, at least once run", [] { check_later_kills(Effects::at_least_once); });
   EXPECT_FALSE(held) << "the property did not notice re-done effects";
-}
-
-// A program driven from the test, with the Persistent it restores.
-struct Driven {
-  DrivenProgram program;
-  PersistStatus restored;
-  Restored found;
-};
-
-// Boots `manifest_grants` for a driven program "app" whose incarnations each
-// run `body` (declarations then restore) before taking operations.
-std::unique_ptr<System> boot_app(Driven& d, std::initializer_list<G> grants,
-                                 std::function<void(Sys&, Driven&)> body) {
-  auto system = std::make_unique<System>(system_config());
-  system->add_standard_servers();
-  auto entry = d.program.entry();
-  EXPECT_TRUE(system->add_program("app", [&d, body, entry](Sys& sys) {
-    body(sys, d);
-    entry(sys);
-  }).ok());
-  Manifest m = manifest("app", "app", grants, RestartPolicy::always);
-  m.backoff_ns_initial = 1'000;
-  system->add(m);
-  EXPECT_TRUE(system->boot().ok());
-  return system;
 }
 
 // Property: a file session is rebuilt by re-opening and seeking to the offset

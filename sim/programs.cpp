@@ -91,8 +91,9 @@ void checkpoint_or_crash(Persistent& p) {
 
 // ---------------------------------------------------------------- counter
 
-kernel::Entry counter(const ProgramKind& kind, const Params& params, std::string* error) {
-  Args a(kind, params, error);
+kernel::Entry counter(const ProgramKind& kind, const ProgramSetup& setup, std::string* error) {
+  Args a(kind, setup.params, error);
+  const persist::StrategyKind* strategy = &setup.strategy;
   const std::uint64_t steps = a.number("steps"), every = a.number("every"), step_ns = a.number("step_ns");
   const Effects effects = a.effects("effects");
   const std::uint32_t full_every = a.full_every();
@@ -102,7 +103,7 @@ kernel::Entry counter(const ProgramKind& kind, const Params& params, std::string
   if (cold_bytes > (1u << 20)) *error = "params.cold_bytes: at most 1048576 (1 MiB: four images must fit the slot's 4 MiB quota)";
   if (!a.ok()) return {};
   return [=](Sys& sys) {
-    Persistent p(sys, {.program = "counter", .effects = effects, .full_every = full_every});
+    Persistent p(sys, {.program = "counter", .effects = effects, .full_every = full_every, .strategy = strategy});
     std::uint64_t count = 0;
     p.field("count", count);
     // State set once at the first start and never changed: what a delta leaves out.
@@ -123,13 +124,14 @@ kernel::Entry counter(const ProgramKind& kind, const Params& params, std::string
 
 // ---------------------------------------------------------------- echo
 
-kernel::Entry echo(const ProgramKind& kind, const Params& params, std::string* error) {
-  Args a(kind, params, error);
+kernel::Entry echo(const ProgramKind& kind, const ProgramSetup& setup, std::string* error) {
+  Args a(kind, setup.params, error);
+  const persist::StrategyKind* strategy = &setup.strategy;
   const Effects effects = a.effects("effects");
   const std::uint32_t full_every = a.full_every();
   if (!a.ok()) return {};
   return [=](Sys& sys) {
-    Persistent p(sys, {.program = "echo", .effects = effects, .full_every = full_every});
+    Persistent p(sys, {.program = "echo", .effects = effects, .full_every = full_every, .strategy = strategy});
     std::uint64_t lines = 0;
     p.field("lines", lines);
     persist::Console& console = p.console("console");
@@ -146,14 +148,15 @@ kernel::Entry echo(const ProgramKind& kind, const Params& params, std::string* e
 
 // ---------------------------------------------------------------- logger
 
-kernel::Entry logger(const ProgramKind& kind, const Params& params, std::string* error) {
-  Args a(kind, params, error);
+kernel::Entry logger(const ProgramKind& kind, const ProgramSetup& setup, std::string* error) {
+  Args a(kind, setup.params, error);
+  const persist::StrategyKind* strategy = &setup.strategy;
   const std::uint64_t lines = a.number("lines"), every = a.number("every"), step_ns = a.number("step_ns");
   const Effects effects = a.effects("effects");
   const std::uint32_t full_every = a.full_every();
   if (!a.ok()) return {};
   return [=](Sys& sys) {
-    Persistent p(sys, {.program = "logger", .effects = effects, .full_every = full_every});
+    Persistent p(sys, {.program = "logger", .effects = effects, .full_every = full_every, .strategy = strategy});
     std::uint64_t written = 0;
     p.field("written", written);
     persist::File& log = p.file("log", "log");
@@ -169,14 +172,15 @@ kernel::Entry logger(const ProgramKind& kind, const Params& params, std::string*
 
 // ---------------------------------------------------------------- bank
 
-kernel::Entry bank(const ProgramKind& kind, const Params& params, std::string* error) {
-  Args a(kind, params, error);
+kernel::Entry bank(const ProgramKind& kind, const ProgramSetup& setup, std::string* error) {
+  Args a(kind, setup.params, error);
+  const persist::StrategyKind* strategy = &setup.strategy;
   const std::uint64_t transfers = a.number("transfers"), step_ns = a.number("step_ns");
   const Effects effects = a.effects("effects");
   const std::uint32_t full_every = a.full_every();
   if (!a.ok()) return {};
   return [=](Sys& sys) {
-    Persistent p(sys, {.program = "bank", .effects = effects, .full_every = full_every});
+    Persistent p(sys, {.program = "bank", .effects = effects, .full_every = full_every, .strategy = strategy});
     std::uint64_t done = 0;
     p.field("done", done);
     persist::Kv& kv = p.kv("accounts", "accounts");
@@ -207,8 +211,8 @@ kernel::Entry bank(const ProgramKind& kind, const Params& params, std::string* e
 
 // Tries what no program may do, and reports what it got: a restore of server
 // state from its own bytes through each grant, and calls with made-up handles.
-kernel::Entry forger(const ProgramKind& kind, const Params& params, std::string* error) {
-  Args a(kind, params, error);
+kernel::Entry forger(const ProgramKind& kind, const ProgramSetup& setup, std::string* error) {
+  Args a(kind, setup.params, error);
   const std::uint64_t guesses = a.number("guesses");
   if (!a.ok()) return {};
   return [=](Sys& sys) {
@@ -278,12 +282,13 @@ class LedgerService : public servers::BasicService {
 // The ledger: holds two accounts as its own state and serves transfers to
 // tellers (provides "ledger"). A member of the bank's checkpoint group: it
 // checkpoints after every `every` transfers, with the teller.
-kernel::Entry ledger(const ProgramKind& kind, const Params& params, std::string* error) {
-  Args a(kind, params, error);
+kernel::Entry ledger(const ProgramKind& kind, const ProgramSetup& setup, std::string* error) {
+  Args a(kind, setup.params, error);
+  const persist::StrategyKind* strategy = &setup.strategy;
   const std::uint64_t every = a.number("every");
   if (!a.ok()) return {};
   return [=](Sys& sys) {
-    Persistent p(sys, {.program = "ledger", .group = true});
+    Persistent p(sys, {.program = "ledger", .group = true, .strategy = strategy});
     std::uint64_t alice = 100, bob = 100, transfers = 0;
     p.field("alice", alice);
     p.field("bob", bob);
@@ -298,8 +303,9 @@ kernel::Entry ledger(const ProgramKind& kind, const Params& params, std::string*
 
 // The teller: asks the ledger for `transfers` random transfers and prints each
 // outcome with the total; checkpoints with the ledger after every `every`.
-kernel::Entry teller(const ProgramKind& kind, const Params& params, std::string* error) {
-  Args a(kind, params, error);
+kernel::Entry teller(const ProgramKind& kind, const ProgramSetup& setup, std::string* error) {
+  Args a(kind, setup.params, error);
+  const persist::StrategyKind* strategy = &setup.strategy;
   const std::uint64_t transfers = a.number("transfers"), every = a.number("every"), step_ns = a.number("step_ns");
   if (!a.ok()) return {};
   if (every == 0 || transfers % every != 0) {
@@ -307,7 +313,7 @@ kernel::Entry teller(const ProgramKind& kind, const Params& params, std::string*
     return {};
   }
   return [=](Sys& sys) {
-    Persistent p(sys, {.program = "teller", .group = true});
+    Persistent p(sys, {.program = "teller", .group = true, .strategy = strategy});
     std::uint64_t done = 0;
     p.field("done", done);
     persist::Console& out = p.console("console");
@@ -393,15 +399,15 @@ std::vector<ProgramKind> make_programs() {
   std::sort(all.begin(), all.end(), [](const ProgramKind& a, const ProgramKind& b) { return a.name < b.name; });
   for (ProgramKind& k : all) {
     const std::string name = k.name;
-    k.make = [name](const Params& params, std::string* error) -> kernel::Entry {
+    k.make = [name](const ProgramSetup& setup, std::string* error) -> kernel::Entry {
       const ProgramKind& self = *find_program(name);
-      if (name == "bank") return bank(self, params, error);
-      if (name == "counter") return counter(self, params, error);
-      if (name == "echo") return echo(self, params, error);
-      if (name == "forger") return forger(self, params, error);
-      if (name == "ledger") return ledger(self, params, error);
-      if (name == "teller") return teller(self, params, error);
-      return logger(self, params, error);
+      if (name == "bank") return bank(self, setup, error);
+      if (name == "counter") return counter(self, setup, error);
+      if (name == "echo") return echo(self, setup, error);
+      if (name == "forger") return forger(self, setup, error);
+      if (name == "ledger") return ledger(self, setup, error);
+      if (name == "teller") return teller(self, setup, error);
+      return logger(self, setup, error);
     };
   }
   return all;

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "kernel/process.hpp"
+#include "libpersist/strategy.hpp"
 
 namespace persim::sim {
 
@@ -18,6 +19,12 @@ struct ParamSpec {
   std::string name;
   std::string default_value;
   std::string meaning;
+};
+
+// What a program is built with: its parameters and the run's choices for it.
+struct ProgramSetup {
+  const Params& params;
+  const persist::StrategyKind& strategy;  // how it restores itself (the scenario's)
 };
 
 struct ProgramKind {
@@ -30,9 +37,9 @@ struct ProgramKind {
   // its cadence: it needs a manifest `group`, and every member of its group
   // must checkpoint at the same cadence (else an epoch waits for ever).
   std::string group_cadence;
-  // Builds the entry for `params` (every name checked against `params`).
+  // Builds the entry for `setup` (every parameter name checked against `params`).
   // Returns an error message naming the bad parameter, or the entry.
-  std::function<kernel::Entry(const Params& params, std::string* error)> make;
+  std::function<kernel::Entry(const ProgramSetup& setup, std::string* error)> make;
 };
 
 // Every built-in program, in name order.

@@ -359,7 +359,7 @@ RunResult run_scenario(const Scenario& s, std::uint64_t seed, const Outputs& out
   for (const servers::Manifest& manifest : s.programs) {
     // Each instance runs its own registration: the program with its parameters.
     std::string error;
-    kernel::Entry entry = find_program(manifest.program)->make(manifest.params, &error);
+    kernel::Entry entry = find_program(manifest.program)->make({manifest.params, *s.strategy}, &error);
     if (!error.empty()) {
       result.error = "program " + manifest.instance + ": " + error;
       return result;

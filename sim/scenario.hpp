@@ -10,14 +10,13 @@
 #include <string_view>
 #include <vector>
 
+#include "libpersist/strategy.hpp"
 #include "servers/supervisor/manifest.hpp"
 
 namespace persim::sim {
 
 using servers::ConfigError;
 using servers::Parsed;
-
-enum class Strategy : std::uint8_t { regrant };
 
 enum class FaultKind : std::uint8_t {
   kill,          // kill an instance's process (a program or a server)
@@ -66,7 +65,7 @@ struct Scenario {
   std::uint64_t text_hash = 0;  // of the file's bytes: the "scenario hash" in the reproduce line
   std::uint64_t seed = 1;
   std::uint64_t stop_ns = 100'000'000;
-  Strategy strategy = Strategy::regrant;
+  const persist::StrategyKind* strategy = &persist::regrant_strategy();  // never null
   std::uint64_t kernel_call_cost_ns = 100;
   servers::RestartPolicy server_restart = servers::RestartPolicy::always;
   bool durable_store = false;

@@ -120,6 +120,28 @@ TEST(Scenario, OverridesAreChecked) {
   EXPECT_FALSE(apply_override(s, "program.c.params.full_every=8").has_value());
 }
 
+// Property: the scenario's strategy is resolved from libpersist's registry,
+// in the file and by --set; a design not yet built, and an unknown name, are
+// refused by name and leave the scenario's strategy as it was.
+TEST(Scenario, StrategyIsResolvedByName) {
+  const std::string base(minimal);
+  const Scenario plain = std::get<Scenario>(parse_scenario(base, "s.toml"));
+  ASSERT_NE(plain.strategy, nullptr);
+  EXPECT_EQ(plain.strategy->name, "regrant");
+  Scenario s = std::get<Scenario>(parse_scenario("[scenario]\nstrategy = \"regrant\"\n" + base, "s.toml"));
+  EXPECT_EQ(s.strategy, persist::find_strategy("regrant"));
+  EXPECT_EQ(error("[scenario]\nstrategy = \"eros\"\n" + base),
+            "s.toml:2:12: scenario.strategy: expected one of regrant, sturdyref, exported, whole-system, replay, got "
+            "\"eros\"");
+  EXPECT_EQ(apply_override(s, "scenario.strategy=replay").value(),
+            "scenario.strategy: strategy \"replay\" is not implemented yet (only regrant is)");
+  EXPECT_EQ(apply_override(s, "scenario.strategy=").value(),
+            "scenario.strategy: expected one of regrant, sturdyref, exported, whole-system, replay, got \"\"");
+  EXPECT_EQ(s.strategy, persist::find_strategy("regrant"));
+  EXPECT_FALSE(apply_override(s, "scenario.strategy=regrant").has_value());
+  EXPECT_EQ(s.overrides, (std::vector<std::string>{"scenario.strategy=regrant"}));
+}
+
 // Property: a delay fault holds back the named instance's calls (its output
 // is the same, later); a delay with a time is refused.
 TEST(Scenario, DelayFaultSlowsTheInstanceOnly) {
