@@ -222,6 +222,8 @@ PersistStatus Persistent::checkpoint(std::uint64_t* version) {
   }
   Image& state = scratch_;
   snapshot_into(state);
+  assert(state.sequence == sequence_ + 1 && state.program == options_.program && !state.delta());
+  const std::uint64_t sequence_before = sequence_, epoch_before = group_epoch_;
   for (auto& c : consoles_) c->input_at_.reset();
   std::uint64_t base = encode_next(state);
   std::uint64_t v = 0;
@@ -260,6 +262,11 @@ PersistStatus Persistent::checkpoint(std::uint64_t* version) {
   }
   ++sequence_;
   written(state, v, base);
+  // One checkpoint taken, in one epoch (a group member's), as a delta only on
+  // a whole image the store keeps.
+  assert(sequence_ == sequence_before + 1 && v != 0 && base < v);
+  assert(group_epoch_ == epoch_before + (options_.group ? 1 : 0));
+  assert(base == 0 || (incremental() && base == base_version_ && deltas_on_base_ < options_.full_every));
   if (version != nullptr) *version = v;
   return {};
 }
@@ -270,6 +277,7 @@ std::uint64_t Persistent::encode_next(const Image& state) {
     if (buffer_.size() * 100 <= base_bytes_ * options_.delta_percent_max) return base_version_;
   }
   encode(state, buffer_);
+  assert(!buffer_.empty());
   return 0;
 }
 

@@ -243,6 +243,7 @@ PersistStatus Persistent::load(const Image& image) {
     group_epoch_ = e->number;
   strategy_->load(image);
   sequence_ = image.sequence;
+  assert(!image.delta() && image.program == options_.program);
   return {};
 }
 
