@@ -51,9 +51,10 @@ enum class RootOp : std::uint64_t {
   // A client is gone (its process died): close every session opened for it.
   // Args: u64 client.
   client_gone = 0x100,
-  // A session for a client, for a server of one's own (the standard servers
-  // have their own open operations). Args: str argument (what the grant named
-  // after "service:"), str mode, u64 client. Result: the session capability.
+  // A session for a client: the one open every server answers, standard or a
+  // program's own. Args: an OpenRequest (servers/session.hpp: argument, mode,
+  // client, instance, group, group size; write_open / read_open). Result:
+  // the session capability.
   open = 0x101,
 };
 
