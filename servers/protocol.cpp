@@ -16,6 +16,7 @@ std::string_view to_string(ServiceError e) noexcept {
     case ServiceError::conflict: return "conflict";
     case ServiceError::unavailable: return "unavailable";
     case ServiceError::failed: return "failed";
+    case ServiceError::wrong_owner: return "wrong_owner";
   }
   return "unknown_service_error";
 }

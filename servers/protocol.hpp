@@ -32,8 +32,9 @@ enum class ServiceError : std::uint8_t {
   conflict,           // compare-and-set or transaction precondition failed
   unavailable,        // the service is not running (crashed, restarting)
   failed,             // the request was authorized but could not be carried out (see the reply)
+  wrong_owner,        // an idempotency token sent through a session of another client than its owner's
 };
-inline constexpr int service_error_count = static_cast<int>(ServiceError::failed) + 1;
+inline constexpr int service_error_count = static_cast<int>(ServiceError::wrong_owner) + 1;
 std::string_view to_string(ServiceError e) noexcept;
 
 inline ServiceError status_of(const kernel::Message& reply) {
@@ -63,9 +64,13 @@ enum class RootOp : std::uint64_t {
 // An operation whose label has op_once_bit set carries a trailer after its
 // arguments, u64 token then u64 seq: the server applies it at most once per
 // token and sequence number (a seq at or below the last applied one is
-// answered ok, with no results, and not applied). Tokens live in the server's
-// trusted storage, so a server crash does not forget them. Send only effects
-// this way.
+// answered ok, with no results, and not applied). A token belongs to the
+// client it was issued to (the instance the supervisor attested when it
+// opened the session the token was asked through), so a restarted program
+// still uses its own; sent through a session of any other client it is
+// refused with wrong_owner, audited, and changes nothing. Tokens live in the
+// server's trusted storage, so a server crash does not forget them. Send
+// only effects this way.
 inline constexpr std::uint64_t op_issue_token = 0x200;
 inline constexpr std::uint64_t op_once_bit = std::uint64_t{1} << 32;
 inline constexpr std::size_t once_trailer_bytes = 16;

@@ -46,11 +46,19 @@ struct ServerAudit {
   std::uint64_t malformed = 0;
   std::uint64_t unknown_operations = 0;
   std::uint64_t wrong_sessions = 0;
+  std::uint64_t wrong_owners = 0;  // idempotency tokens sent through another client's session
+  // The newest such use: the session it came through and the token.
+  std::uint64_t last_wrong_owner_badge = 0, last_wrong_owner_token = 0;
   void count(ServiceError e) {
     if (e == ServiceError::untrusted_state) ++refused_restores;
     if (e == ServiceError::malformed) ++malformed;
     if (e == ServiceError::unknown_operation) ++unknown_operations;
     if (e == ServiceError::wrong_session) ++wrong_sessions;
+    if (e == ServiceError::wrong_owner) ++wrong_owners;
+  }
+  void note_wrong_owner(std::uint64_t badge, std::uint64_t token) {
+    last_wrong_owner_badge = badge;
+    last_wrong_owner_token = token;
   }
 };
 
@@ -129,13 +137,17 @@ class Sessions {
   // (it passes it on send-only), send only when a client opens it itself.
   // Errors: quota_exceeded (sessions_max), failed (the kernel refused the
   // mint: the server's own space is full).
-  ServiceError open(Sys& sys, Cap<Endpoint> ep, S session, Message& reply, Rights rights) {
+  // `owner` is whose the session is for what outlives it (idempotency
+  // tokens): the client's instance as the supervisor attested it in the open
+  // request (OpenRequest::instance), or the owner of the session it was
+  // opened through. A session without one cannot hold tokens.
+  ServiceError open(Sys& sys, Cap<Endpoint> ep, std::string_view owner, S session, Message& reply, Rights rights) {
     if (sessions_.size() >= sessions_max) return ServiceError::quota_exceeded;
     const std::uint64_t badge = next_badge_++;
     const kernel::Result<Cap<Endpoint>> minted =
         sys.derive(ep, Rights::send() | Rights::grant() | Rights::revoke(), badge);
     if (!minted) return ServiceError::failed;
-    sessions_.emplace(badge, Entry{std::move(session), *minted});
+    sessions_.emplace(badge, Entry{std::move(session), *minted, std::string(owner)});
     reply.attach(*minted, rights);
     return ServiceError::ok;
   }
@@ -143,6 +155,11 @@ class Sessions {
   S* find(std::uint64_t badge) {
     const auto it = sessions_.find(badge);
     return it != sessions_.end() ? &it->second.session : nullptr;
+  }
+  // The session's owner ("" if it has none); nullptr if there is no such session.
+  const std::string* owner(std::uint64_t badge) const {
+    const auto it = sessions_.find(badge);
+    return it != sessions_.end() ? &it->second.owner : nullptr;
   }
 
   // Revokes every copy of the session's capability and forgets it.
@@ -174,6 +191,7 @@ class Sessions {
   struct Entry {
     S session;
     Cap<Endpoint> minted;
+    std::string owner;
   };
   std::map<std::uint64_t, Entry> sessions_;
   std::uint64_t next_badge_ = 1;
@@ -193,7 +211,7 @@ class BasicService {
   BasicService(Sys& sys, Cap<Endpoint> ep) : sys_(sys), ep_(ep) {}
   Sessions<ClientSession>& sessions() { return sessions_; }
   ServiceError open(const OpenRequest& r, Message& reply) {
-    return sessions_.open(sys_, ep_, ClientSession{r.client}, reply, for_supervisor);
+    return sessions_.open(sys_, ep_, r.instance, ClientSession{r.client}, reply, for_supervisor);
   }
 
  protected:
@@ -258,19 +276,25 @@ ServiceError dispatch(Sys& sys, Service& service, std::uint64_t badge, Message& 
   return service.handle(*session, r, reply);
 }
 
-// Token issue and at-most-once application around dispatch.
+// Token issue and at-most-once application around dispatch. A token is
+// issued to the owner of the session it is asked through, and applies only
+// through a session of that owner (wrong_owner otherwise, counted in `audit`).
 template <class Service>
 ServiceError dispatch_once(Sys& sys, Service& service, std::uint64_t badge, Message& request, Message& reply,
-                           Idempotency& once) {
+                           Idempotency& once, ServerAudit& audit) {
   if (request.label == op_issue_token) {
     if (badge == 0) return ServiceError::wrong_session;
+    const std::string* owner = service.sessions().owner(badge);
+    if (owner == nullptr) return ServiceError::wrong_session;  // closed: its copies are being revoked
     std::uint64_t token = 0;
-    const ServiceError e = once.issue(sys, &token);
+    const ServiceError e = once.issue(sys, *owner, &token);
     if (e == ServiceError::ok) wire::Writer(reply).u64(token);
     return e;
   }
   if ((request.label & op_once_bit) == 0) return dispatch(sys, service, badge, request, reply);
   if (badge == 0) return ServiceError::wrong_session;
+  const std::string* owner = service.sessions().owner(badge);
+  if (owner == nullptr) return ServiceError::wrong_session;
   if (request.length < once_trailer_bytes) return ServiceError::malformed;
   Message trailer{};
   trailer.length = once_trailer_bytes;
@@ -280,8 +304,12 @@ ServiceError dispatch_once(Sys& sys, Service& service, std::uint64_t badge, Mess
   const std::uint64_t seq = in.u64();
   request.length -= once_trailer_bytes;
   request.label &= ~op_once_bit;
-  if (!once.known(token)) return ServiceError::not_found;
-  if (once.applied(token, seq)) return ServiceError::ok;  // done before: acknowledged, not redone
+  switch (once.check(token, *owner, seq)) {
+    case Idempotency::Check::not_found: return ServiceError::not_found;
+    case Idempotency::Check::wrong_owner: audit.note_wrong_owner(badge, token); return ServiceError::wrong_owner;
+    case Idempotency::Check::already_applied: return ServiceError::ok;  // done before: acknowledged, not redone
+    case Idempotency::Check::fresh: break;
+  }
   const ServiceError e = dispatch(sys, service, badge, request, reply);
   if (e == ServiceError::ok) once.record(token, seq);
   return e;
@@ -351,7 +379,7 @@ void serve(Sys& sys, Cap<Endpoint> ep, Service& service, ServerAudit& audit, Ide
     // A restore is refused whatever else its label says (op_once_bit included).
     const bool restore = (request.label & ~op_once_bit) == op_restore_state;
     ServiceError e = restore           ? ServiceError::untrusted_state
-                     : once != nullptr ? dispatch_once(sys, service, r->badge, request, reply, *once)
+                     : once != nullptr ? dispatch_once(sys, service, r->badge, request, reply, *once, audit)
                                        : dispatch(sys, service, r->badge, request, reply);
     drop_received(sys, request);
     audit.count(e);

@@ -312,7 +312,7 @@ class CkptStore {
         group.size() > name_bytes_max || group.empty() != (r.group_size == 0))
       return ServiceError::malformed;
     // The slot's quota and its group change only once the session exists.
-    const ServiceError opened = state_.sessions.open(sys_, ep_, CkptSession{r.client, slot, group, std::nullopt, 0, {}},
+    const ServiceError opened = state_.sessions.open(sys_, ep_, r.instance, CkptSession{r.client, slot, group, std::nullopt, 0, {}},
                                                      reply, for_supervisor);
     if (opened != ServiceError::ok) return opened;
     state_.slots[slot].quota = host_.slot_quota_bytes;

@@ -71,8 +71,8 @@ class Console {
     const std::string stream(r.argument_or_instance());
     if (!r.mode.empty() || stream.empty() || stream.size() > name_bytes_max || stream.find('\0') != std::string::npos)
       return ServiceError::malformed;
-    return state_.sessions.open(sys_, ep_, ConsoleSession{r.client, stream, host_.read_to[stream]}, reply,
-                                for_supervisor);
+    return state_.sessions.open(sys_, ep_, r.instance, ConsoleSession{r.client, stream, host_.read_to[stream]},
+                                reply, for_supervisor);
   }
 
   ServiceError handle(ConsoleSession& s, Request& r, Message& reply) {

@@ -52,16 +52,17 @@ class FileServer {
   ServiceError open(const OpenRequest& r, Message& reply) {
     std::uint8_t mode = 0;
     if (!fs_mode::parse(r.mode.empty() ? "r" : r.mode, &mode)) return ServiceError::malformed;
-    return open(std::string(r.argument), mode, r.client, reply, for_supervisor);
+    return open(std::string(r.argument), mode, r.client, r.instance, reply, for_supervisor);
   }
 
   ServiceError handle(FsSession& s, Request& r, Message& reply) {
-    if (is_directory(s.path)) return directory(s, r.args, r.op, reply);
+    if (is_directory(s.path)) return directory(s, *state_.sessions.owner(r.badge), r.args, r.op, reply);
     return file(s, r.args, r.op, reply);
   }
 
  private:
-  ServiceError directory(FsSession& dir, wire::Reader& in, std::uint64_t op, Message& reply) {
+  // `owner`: the directory session's, which a file opened through it inherits.
+  ServiceError directory(FsSession& dir, const std::string& owner, wire::Reader& in, std::uint64_t op, Message& reply) {
     if (op != static_cast<std::uint64_t>(FsOp::open) && op != static_cast<std::uint64_t>(FsOp::remove))
       return op <= static_cast<std::uint64_t>(FsOp::remove) ? ServiceError::wrong_session
                                                            : ServiceError::unknown_operation;
@@ -78,11 +79,11 @@ class FileServer {
     }
     // A session below a directory has at most the directory's rights.
     if ((mode & ~dir.mode) != 0) return ServiceError::permission_denied;
-    return open(path, mode, dir.client, reply, kernel::Rights::send());
+    return open(path, mode, dir.client, owner, reply, kernel::Rights::send());
   }
 
-  ServiceError open(const std::string& path, std::uint8_t mode, std::uint64_t client, Message& reply,
-                    kernel::Rights rights) {
+  ServiceError open(const std::string& path, std::uint8_t mode, std::uint64_t client, std::string_view owner,
+                    Message& reply, kernel::Rights rights) {
     if (!valid_path(path) || (mode & ~fs_mode::all) != 0) return ServiceError::malformed;
     if (is_directory(path) != ((mode & fs_mode::directory) != 0)) return ServiceError::malformed;
     FsSession session{client, path, mode, 0};
@@ -100,7 +101,7 @@ class FileServer {
       }
       if ((mode & fs_mode::append) != 0) session.offset = it->second.data.size();
     }
-    return state_.sessions.open(sys_, ep_, std::move(session), reply, rights);
+    return state_.sessions.open(sys_, ep_, owner, std::move(session), reply, rights);
   }
 
   ServiceError file(FsSession& s, wire::Reader& in, std::uint64_t op, Message& reply) {

@@ -49,7 +49,7 @@ class KvStore {
   ServiceError open(const OpenRequest& r, Message& reply) {
     const std::string_view table = r.argument_or_instance();
     if (!r.mode.empty() || !valid_name(table)) return ServiceError::malformed;
-    return state_.sessions.open(sys_, ep_, KvSession{r.client, std::string(table)}, reply, for_supervisor);
+    return state_.sessions.open(sys_, ep_, r.instance, KvSession{r.client, std::string(table)}, reply, for_supervisor);
   }
 
   ServiceError handle(KvSession& s, Request& r, Message& reply) {
