@@ -228,11 +228,25 @@ Error Node::take_queued_sender_slow(Endpoint& ep, Process& receiver) {
 
 // ---------------------------------------------------------------- Sys
 
+// A call_until whose deadline has passed: timed_out, but lookup errors come
+// first (and are audited), as for every call kind: the endpoint's, then those
+// of the capabilities the message would transfer. Nothing is sent.
+Error Sys::call_too_late(Cap<Endpoint> ep, const Message& request) {
+  Node& n = node_;
+  const Result<CapNode*> cap =
+      self_.cspace.lookup(ep.handle(), ObjectType::endpoint, Rights::send(), n.config_.handle_validation);
+  if (!cap) return fail(Op::call, cap.error(), ep.handle());
+  Node::SendPlan plan;
+  Handle failed;
+  if (const Error e = n.validate_message(self_, request, plan, &failed); e != Error{}) return fail(Op::call, e, failed);
+  return fail(Op::call, Error::timed_out);
+}
+
 Error Sys::call_begin(Cap<Endpoint> ep, const Message& request, Message& response, Process** next,
                       std::uint64_t deadline_ns) {
   if (!enter()) return Error::killed;
   Node& n = node_;
-  if (deadline_ns <= n.now_ns_) [[unlikely]] return fail(Op::call, Error::timed_out);
+  if (deadline_ns <= n.now_ns_) [[unlikely]] return call_too_late(ep, request);
   // The message delay fault: the call waits (and may be killed) before it is sent.
   if (self_.delay_ns_max != 0) [[unlikely]] n.maybe_delay_call(self_);
   const Result<CapNode*> cap =

@@ -432,15 +432,68 @@ TEST(Ipc, CallUntilGivesUpAtItsDeadlineOnly) {
         note(sys.call_until(Cap<Endpoint>(client_ep), m, out, 5000));  // answered at 1500
         (void)sys.sleep_for(10000);  // the old deadline (5000) must not end this sleep early
         note(Status{});
-        note(sys.call_until(Cap<Endpoint>(client_ep), m, out, 0));  // deadline passed: at once
+        // Deadline passed: at once; the server has ended by now, and a lookup
+        // error comes before timed_out.
+        note(sys.call_until(Cap<Endpoint>(client_ep), m, out, 0));
       })
       .ok();
   node.run();
   EXPECT_EQ(calls, (std::vector<std::pair<std::uint64_t, Error>>{
                        {100, Error::timed_out}, {900, Error::timed_out}, {1500, Error{}}, {11500, Error{}},
-                       {11500, Error::timed_out}}));
+                       {11500, Error::severed}}));
   EXPECT_EQ(received, (std::vector<std::pair<std::uint64_t, std::uint64_t>>{{500, 2}, {1500, 3}}));
   EXPECT_EQ(late_reply, Error::peer_died);
+  expect_consistent(node);
+}
+
+// Property: with a deadline already passed, both call kinds that take one
+// report lookup errors first (and audit them), exactly as without a
+// deadline: a made-up handle, a handle of the wrong type, one without the
+// right, and (call_until) a message transferring a made-up handle. Only a
+// call whose lookups all succeed times out.
+TEST(Ipc, PassedDeadlineStillReportsLookupErrorsFirst) {
+  Node node(test_config());
+  const ProcessId server = node.create_process("server").value();
+  const Handle ep = node.create_endpoint(server).value();
+  const ProcessId client = node.create_process("client").value();
+  const Handle send_only = node.grant(server, ep, client, Rights::send()).value();
+  const Handle receive_only = node.grant(server, ep, client, Rights::receive()).value();
+  const Handle note = node.create_notification(client).value();
+  const Handle made_up = Handle::from_raw(0x0badf00d);
+  std::vector<Error> calls, receives;
+  node.start(client, [&](Sys& sys) {
+        (void)sys.sleep_for(10);  // every deadline below (0 or 5) has passed
+        Message m{}, out{};
+        for (const std::uint64_t deadline : {std::uint64_t{0}, std::uint64_t{5}}) {
+          calls.push_back(sys.call_until(Cap<Endpoint>(made_up), m, out, deadline).error());
+          calls.push_back(sys.call_until(Cap<Endpoint>(note), m, out, deadline).error());
+          calls.push_back(sys.call_until(Cap<Endpoint>(receive_only), m, out, deadline).error());
+          Message carrying{};
+          carrying.attach(Cap<Endpoint>(made_up), Rights::send());
+          calls.push_back(sys.call_until(Cap<Endpoint>(send_only), carrying, out, deadline).error());
+          calls.push_back(sys.call_until(Cap<Endpoint>(send_only), m, out, deadline).error());
+          receives.push_back(sys.receive_until(Cap<Endpoint>(made_up), m, deadline).error());
+          receives.push_back(sys.receive_until(Cap<Endpoint>(note), m, deadline).error());
+          receives.push_back(sys.receive_until(Cap<Endpoint>(send_only), m, deadline).error());
+          receives.push_back(sys.receive_until(Cap<Endpoint>(receive_only), m, deadline).error());
+        }
+      })
+      .ok();
+  node.run();
+  const std::vector<Error> call_order = {Error::bad_handle, Error::wrong_type, Error::insufficient_rights,
+                                         Error::bad_handle, Error::timed_out};
+  const std::vector<Error> receive_order = {Error::bad_handle, Error::wrong_type, Error::insufficient_rights,
+                                            Error::timed_out};
+  std::vector<Error> both_calls = call_order, both_receives = receive_order;
+  both_calls.insert(both_calls.end(), call_order.begin(), call_order.end());
+  both_receives.insert(both_receives.end(), receive_order.begin(), receive_order.end());
+  EXPECT_EQ(calls, both_calls);
+  EXPECT_EQ(receives, both_receives);
+  // Every failed lookup audited: 4 of call_until's, 3 of receive_until's, twice.
+  EXPECT_EQ(node.audit().count(Error::bad_handle), 6u);
+  EXPECT_EQ(node.audit().count(Error::wrong_type), 4u);
+  EXPECT_EQ(node.audit().count(Error::insufficient_rights), 4u);
+  EXPECT_EQ(node.audit().total(), 14u);
   expect_consistent(node);
 }
 

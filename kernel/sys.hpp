@@ -163,6 +163,7 @@ class Sys {
   // they already blocked and resumed the ordinary way or did not block.
   Error call_begin(Cap<Endpoint> ep, const Message& request, Message& response, Process** next,
                    std::uint64_t deadline_ns);
+  Error call_too_late(Cap<Endpoint> ep, const Message& request);
   Error receive_begin(Cap<Endpoint> ep, Message& request, std::uint64_t deadline_ns, Received* result,
                       Context** next);
   inline Status call_end(const Message& response);
