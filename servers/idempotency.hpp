@@ -2,6 +2,7 @@
 // each the last sequence number applied, kept in the server's trusted storage.
 #pragma once
 
+#include <cassert>
 #include <cstdint>
 #include <map>
 #include <string>
@@ -37,9 +38,12 @@ class Idempotency {
   bool known(std::uint64_t token) const { return last_.contains(token); }
   // Whether (token, seq) was applied already.
   bool applied(std::uint64_t token, std::uint64_t seq) const { return seq <= last_.at(token); }
+  // Sequence numbers only advance: `seq` was not applied already.
   void record(std::uint64_t token, std::uint64_t seq) {
+    assert(known(token) && !applied(token, seq));
     last_[token] = seq;
     persist(token);
+    assert(last_.at(token) == seq);
   }
   std::size_t size() const { return last_.size(); }
 
