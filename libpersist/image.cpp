@@ -168,6 +168,17 @@ std::uint64_t checksum(std::span<const std::byte> image) {
   return XXH3_64bits_digest(&state);
 }
 
+// The exact size of an image's body (what encode writes after the header).
+std::size_t body_bytes(const Image& image) {
+  std::size_t body = 4 + image.program.size() + 4 + 8 + 4;
+  for (const Entry& e : image.entries) body += 1 + 4 + e.name.size() + payload_bytes(e);
+  if (image.delta()) {
+    body += 8 + 4;
+    for (const std::string& name : image.removed) body += 4 + name.size();
+  }
+  return body;
+}
+
 void put_u64_at(std::vector<std::byte>& buf, std::size_t at, std::uint64_t v) {
   for (int i = 0; i < 8; ++i) buf[at + static_cast<std::size_t>(i)] = static_cast<std::byte>(v >> (8 * i));
 }
@@ -258,6 +269,22 @@ class In {
 
 bool known_kind(std::uint8_t k) { return k >= 1 && k <= static_cast<std::uint8_t>(EntryKind::random); }
 
+// What decode promises of an image it accepts: every field within its range
+// (counts, names, kinds, a random stream's four words, a delta's base before
+// it), and the body exactly as long as encode would write it, so that every
+// byte of the input was read as the field encode writes there.
+[[maybe_unused]] bool decoded_whole(const Image& image, std::size_t input_bytes) {
+  if (image.entries.size() > image_entries_max || image.removed.size() > image_entries_max) return false;
+  if (image.program.size() > image_name_bytes_max) return false;
+  if (image.delta() && image.base_sequence >= image.sequence) return false;
+  if (!image.delta() && !image.removed.empty()) return false;
+  for (const Entry& e : image.entries) {
+    if (!known_kind(static_cast<std::uint8_t>(e.kind)) || e.name.size() > image_name_bytes_max) return false;
+    if (e.kind == EntryKind::random && e.numbers.size() != 4) return false;
+  }
+  return image_header_bytes + body_bytes(image) == input_bytes;
+}
+
 void read_entry(In& in, Entry& e) {
   switch (e.kind) {
     case EntryKind::u64:
@@ -332,12 +359,7 @@ const Entry* Image::find(std::string_view name) const {
 
 void encode(const Image& image, std::vector<std::byte>& out) {
   assert(image.entries.size() <= image_entries_max);
-  std::size_t body = 4 + image.program.size() + 4 + 8 + 4;
-  for (const Entry& e : image.entries) body += 1 + 4 + e.name.size() + payload_bytes(e);
-  if (image.delta()) {
-    body += 8 + 4;
-    for (const std::string& name : image.removed) body += 4 + name.size();
-  }
+  const std::size_t body = body_bytes(image);
   // Sized at once and written in place. A buffer reused from an image of the
   // same size (the next checkpoint of the same state) is not cleared first:
   // every byte is written below.
@@ -480,6 +502,7 @@ std::variant<Image, DecodeError> decode(std::span<const std::byte> bytes) {
   if (in.left() != 0)
     return DecodeError{in.offset(), std::to_string(in.left()) + " bytes after the last " +
                                         (delta ? "removed name" : "entry")};
+  assert(image.delta() == delta && decoded_whole(image, bytes.size()));
   return image;
 }
 

@@ -61,9 +61,10 @@ class Idempotency {
   // After (token, seq) was applied for its owner: later seqs only.
   void record(std::uint64_t token, std::uint64_t seq) {
     Record& r = tokens_.at(token);
-    assert(seq > r.seq);
+    assert(seq > r.seq);  // sequence numbers only advance
     r.seq = seq;
     persist(token);
+    assert(tokens_.at(token).seq == seq);
   }
   std::size_t size() const { return tokens_.size(); }
 

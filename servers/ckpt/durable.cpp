@@ -1,5 +1,6 @@
 #include "servers/ckpt/durable.hpp"
 
+#include <cassert>
 #include <memory>
 #include <variant>
 
@@ -71,10 +72,12 @@ std::variant<std::vector<StoredImage>, std::string> DurableImages::load() {
   while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
     const auto* blob = static_cast<const std::byte*>(sqlite3_column_blob(q, 2));
     const auto size = static_cast<std::size_t>(sqlite3_column_bytes(q, 2));
+    assert(blob != nullptr || size == 0);
     out.push_back({reinterpret_cast<const char*>(sqlite3_column_text(q, 0)),
                    static_cast<std::uint64_t>(sqlite3_column_int64(q, 1)), std::vector<std::byte>(blob, blob + size),
                    static_cast<std::uint64_t>(sqlite3_column_int64(q, 3)),
                    static_cast<std::uint64_t>(sqlite3_column_int64(q, 4))});
+    assert(out.back().bytes.size() == size && "read back whole");
   }
   sqlite3_finalize(q);
   if (rc != SQLITE_DONE) return error("load");
@@ -112,6 +115,7 @@ std::optional<std::string> DurableImages::commit(const Batch& batch) {
       (void)exec("ROLLBACK");
       return e;
     }
+    assert(sqlite3_changes(db_) == 1 && "one row written per image");
   }
   for (const auto& [slot, version] : batch.erases) {
     sqlite3_bind_text(erase_, 1, slot.data(), static_cast<int>(slot.size()), SQLITE_STATIC);
@@ -130,11 +134,13 @@ std::optional<std::string> DurableImages::commit(const Batch& batch) {
       (void)exec("ROLLBACK");
       return e;
     }
+    assert(sqlite3_changes(db_) == 1 && "one row written per group");
   }
   if (auto e = exec("COMMIT")) {
     (void)exec("ROLLBACK");
     return e;
   }
+  assert(sqlite3_get_autocommit(db_) != 0 && "the transaction ended");
   ++transactions_;
   return std::nullopt;
 }

@@ -30,6 +30,7 @@ void apply_write(std::vector<std::byte>& data, const SimDisk::Write& w) {
   }
   if (data.size() < w.offset + w.bytes.size()) data.resize(w.offset + w.bytes.size());
   std::copy(w.bytes.begin(), w.bytes.end(), data.begin() + static_cast<std::ptrdiff_t>(w.offset));
+  assert(data.size() >= w.offset + w.bytes.size());
 }
 
 // ---------------------------------------------------------------- io methods
@@ -52,6 +53,7 @@ int x_read(sqlite3_file* f, void* out, int amount, sqlite3_int64 offset) {
   const std::vector<std::byte>& data = file != nullptr ? file->current : empty;
   const auto at = static_cast<std::size_t>(offset);
   const std::size_t n = at < data.size() ? std::min<std::size_t>(static_cast<std::size_t>(amount), data.size() - at) : 0;
+  assert(n <= static_cast<std::size_t>(amount) && (n == 0 || at + n <= data.size()));
   if (n > 0) std::memcpy(out, data.data() + at, n);
   if (n < static_cast<std::size_t>(amount)) {
     std::memset(static_cast<char*>(out) + n, 0, static_cast<std::size_t>(amount) - n);
@@ -66,8 +68,11 @@ int x_write(sqlite3_file* f, const void* in, int amount, sqlite3_int64 offset) {
   SimDisk::Write w{static_cast<std::uint64_t>(offset), {}, false};
   const auto* bytes = static_cast<const std::byte*>(in);
   w.bytes.assign(bytes, bytes + amount);
+  assert(amount >= 0 && w.bytes.size() == static_cast<std::size_t>(amount));
   of->disk->before_write(*of->name, w);
   apply_write(file.current, w);
+  // Read back: what reads now see at `offset` is what was written, all of it.
+  assert(w.bytes.empty() || std::memcmp(file.current.data() + offset, in, w.bytes.size()) == 0);
   file.pending.push_back(std::move(w));
   return SQLITE_OK;
 }
@@ -78,6 +83,7 @@ int x_truncate(sqlite3_file* f, sqlite3_int64 size) {
   const SimDisk::Write w{static_cast<std::uint64_t>(size), {}, true};
   of->disk->before_write(*of->name, w);
   apply_write(file.current, w);
+  assert(file.current.size() == static_cast<std::size_t>(size));
   file.pending.push_back(w);
   return SQLITE_OK;
 }
@@ -89,6 +95,8 @@ int x_sync(sqlite3_file* f, int) {
   // (not a copy of the whole file: a sync costs what was written since the last).
   for (const SimDisk::Write& w : file.pending) apply_write(file.durable, w);
   file.pending.clear();
+  // What reads saw is what survives now (the same writes, in the same order).
+  assert(file.durable.size() == file.current.size());
   of->disk->count_sync();
   return SQLITE_OK;
 }
@@ -257,6 +265,7 @@ void SimDisk::power_loss(PowerLoss mode, std::uint64_t seed) {
     file.durable = survived;
     file.current = std::move(survived);
     file.pending.clear();
+    assert(file.durable.size() == file.current.size());
   }
 }
 

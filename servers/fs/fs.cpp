@@ -1,6 +1,7 @@
 #include "servers/fs/fs.hpp"
 
 #include <algorithm>
+#include <cassert>
 #include <cstring>
 
 #include "servers/wire.hpp"
@@ -75,6 +76,7 @@ class FileServer {
       if ((dir.mode & fs_mode::write) == 0) return ServiceError::permission_denied;
       if (state_.files.erase(path) == 0) return ServiceError::not_found;
       host_.store.erase(std::string(record_prefix) + path);
+      assert(host_.store.get(std::string(record_prefix) + path) == nullptr);
       return ServiceError::ok;
     }
     // A session below a directory has at most the directory's rights.
@@ -128,6 +130,7 @@ class FileServer {
         const std::uint64_t n = std::min<std::uint64_t>(max, f.data.size() - from);
         wire::Writer(reply).bytes(std::span(f.data.data() + from, n));
         s.offset = from + n;
+        assert(s.offset <= f.data.size());
         return ServiceError::ok;
       }
       case FsOp::write: {
@@ -141,6 +144,8 @@ class FileServer {
         if (f.data.size() < at + bytes.size()) f.data.resize(at + bytes.size());
         std::copy(bytes.begin(), bytes.end(), f.data.begin() + static_cast<std::ptrdiff_t>(at));
         s.offset = at + bytes.size();
+        // The file grew to cover the write, no further, and no more than a file may hold.
+        assert(f.data.size() == std::max<std::uint64_t>(size, at + bytes.size()) && f.data.size() <= file_bytes_max);
         persist(s.path);
         wire::Writer(reply).u64(s.offset);
         return ServiceError::ok;
@@ -163,6 +168,7 @@ class FileServer {
         if ((s.mode & fs_mode::write) == 0) return ServiceError::permission_denied;
         if (size > file_bytes_max) return ServiceError::quota_exceeded;
         state_.files[s.path].data.resize(size);
+        assert(state_.files[s.path].data.size() == size);
         persist(s.path);
         return ServiceError::ok;
       }
@@ -175,7 +181,10 @@ class FileServer {
 
   // Write-through: the file is on the server's own disk before the reply goes.
   void persist(const std::string& path) {
-    host_.store.put(std::string(record_prefix) + path, state_.files[path].data);
+    const std::string key = std::string(record_prefix) + path;
+    const std::vector<std::byte>& data = state_.files[path].data;
+    host_.store.put(key, data);
+    assert(host_.store.get(key) != nullptr && host_.store.get(key)->size() == data.size());
   }
 
   Sys& sys_;

@@ -1,5 +1,7 @@
 #include "servers/kv/kv.hpp"
 
+#include <cassert>
+
 #include "servers/wire.hpp"
 
 namespace persim::servers {
@@ -147,13 +149,20 @@ class KvStore {
   }
 
   // Write-through to the store's own disk before the reply goes.
+  // Each leaves the state and the disk agreeing on the key.
   void write(const std::string& table, const std::string& key, std::string_view value) {
+    assert(value.size() <= kv_value_bytes_max);
     state_.tables[table][key] = std::string(value);
-    host_.store.put(record_key(table, key), as_bytes(value));
+    const std::string record = record_key(table, key);
+    host_.store.put(record, as_bytes(value));
+    assert(host_.store.get(record) != nullptr && host_.store.get(record)->size() == value.size());
+    assert(keys() <= kv_keys_max);
   }
   void erase(const std::string& table, const std::string& key) {
     state_.tables[table].erase(key);
-    host_.store.erase(record_key(table, key));
+    const std::string record = record_key(table, key);
+    host_.store.erase(record);
+    assert(host_.store.get(record) == nullptr && !state_.tables[table].contains(key));
   }
 
   Sys& sys_;
