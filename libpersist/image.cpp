@@ -179,7 +179,7 @@ std::size_t body_bytes(const Image& image) {
   return body;
 }
 
-void put_u64_at(std::vector<std::byte>& buf, std::size_t at, std::uint64_t v) {
+void put_u64_at(std::span<std::byte> buf, std::size_t at, std::uint64_t v) {
   for (int i = 0; i < 8; ++i) buf[at + static_cast<std::size_t>(i)] = static_cast<std::byte>(v >> (8 * i));
 }
 
@@ -304,7 +304,12 @@ void read_entry(In& in, Entry& e) {
       for (std::uint32_t i = 0; i < n && in.ok(); ++i) {
         std::string k = in.str("key", image_bytes_max);
         std::string v = in.str("value", image_bytes_max);
-        if (in.ok() && !e.strings.emplace(std::move(k), std::move(v)).second) in.fail("duplicate key in a map");
+        // In key order, each key once: one state has one encoding.
+        if (in.ok() && !e.strings.empty() && k <= e.strings.rbegin()->first) {
+          in.fail(k == e.strings.rbegin()->first ? "duplicate key in a map" : "map keys out of order");
+          break;
+        }
+        if (in.ok()) e.strings.emplace_hint(e.strings.end(), std::move(k), std::move(v));
       }
       return;
     }
@@ -402,6 +407,11 @@ void encode(const Image& image, std::vector<std::byte>& out) {
   put_u64_at(out, 24, XXH3_64bits_digest(&hash));
 }
 
+void reseal(std::span<std::byte> image) {
+  assert(image.size() >= image_header_bytes);
+  put_u64_at(image, 24, checksum(image));
+}
+
 std::vector<std::byte> encode(const Image& image) {
   std::vector<std::byte> out;
   encode(image, out);
@@ -428,6 +438,10 @@ std::variant<Image, DecodeError> decode(std::span<const std::byte> bytes) {
   if ((flags & ~image_flag_delta) != 0 || reserved != 0) return DecodeError{10, "unknown flags"};
   const bool delta = (flags & image_flag_delta) != 0;
   if (delta && version < 2) return DecodeError{10, "a delta in a format 1 image (deltas are format 2)"};
+  if (!delta && version != image_format_version_whole)
+    return DecodeError{8, "a whole image in format " + std::to_string(version) + " (whole images are format " +
+                              std::to_string(image_format_version_whole) + "; format " +
+                              std::to_string(image_format_version) + " is the delta format)"};
   if (length != bytes.size() - image_header_bytes)
     return DecodeError{16, "body length " + std::to_string(length) + " but " +
                                std::to_string(bytes.size() - image_header_bytes) + " bytes follow (torn or truncated)"};

@@ -118,6 +118,11 @@ struct DecodeError {
 // bounds, never yields a partial image.
 std::variant<Image, DecodeError> decode(std::span<const std::byte> bytes);
 
+// Recomputes the checksum of an encoded image (at least a header long) whose
+// bytes were changed: for tests and fuzzing, to reach the checks behind the
+// checksum. Never used on what a program writes.
+void reseal(std::span<std::byte> image);
+
 // The delta of `state` against the whole image `base`: its entries that are
 // new or differ, and the names of base's that it lacks. Preconditions: base
 // is whole; state is whole, of the same program, with a later sequence.

@@ -233,6 +233,61 @@ TEST(ImageErrors, EachDamageIsNamed) {
   EXPECT_EQ(error_of(good), "decoded");
 }
 
+// Property: one state has one encoding. A whole image marked as the delta
+// format, and a map whose keys are out of order, are refused by name (the
+// checksum made right, so that only the check behind it can refuse them).
+TEST(ImageErrors, NonCanonicalEncodingsAreRefused) {
+  Image image;
+  image.program = "p";
+  image.program_version = 1;
+  image.sequence = 1;
+  Entry e;
+  e.kind = EntryKind::strings;
+  e.name = "m";
+  e.strings = {{"a", "1"}, {"b", "2"}};
+  image.entries.push_back(e);
+  const std::vector<std::byte> good = encode(image);
+  std::vector<std::byte> b = good;
+  b[8] = std::byte{2};  // the format version: 2 without the delta flag
+  reseal(b);
+  EXPECT_EQ(error_of(b), "byte 8: a whole image in format 2 (whole images are format 1; format 2 is the delta format)");
+  // The two keys swapped in place ("a" and "b" are the same length).
+  b = good;
+  const auto at = [&](char c) {
+    for (std::size_t i = 32; i < b.size(); ++i)
+      if (b[i] == static_cast<std::byte>(c) && b[i + 1] == static_cast<std::byte>(1) && b[i - 4] == std::byte{1})
+        return i;
+    return std::size_t{0};
+  };
+  const std::size_t ka = at('a'), kb = at('b');
+  ASSERT_NE(ka, 0u);
+  ASSERT_NE(kb, 0u);
+  std::swap(b[ka], b[kb]);
+  reseal(b);
+  EXPECT_NE(error_of(b).find("map keys out of order"), std::string::npos) << error_of(b);
+  b = good;
+  b[kb] = std::byte{'a'};  // both keys "a"
+  reseal(b);
+  EXPECT_NE(error_of(b).find("duplicate key in a map"), std::string::npos) << error_of(b);
+  EXPECT_EQ(error_of(good), "decoded");
+}
+
+// Property: whatever bytes decode, re-encoding the image gives those bytes:
+// any byte of a valid image changed (and the checksum made right) is either
+// refused or the encoding of what it decodes to.
+RC_GTEST_PROP(Image, EveryAcceptedEncodingIsTheCanonicalOne, ()) {
+  const std::vector<std::byte> bytes = encode(*rc::gen::arbitrary<bool>() ? random_image() : random_delta());
+  RC_PRE(bytes.size() <= 4096);
+  const auto changes = *rc::gen::container<std::vector<std::pair<std::size_t, std::uint8_t>>>(
+      rc::gen::pair(rc::gen::inRange<std::size_t>(8, bytes.size()), rc::gen::arbitrary<std::uint8_t>()));
+  std::vector<std::byte> changed = bytes;
+  for (const auto& [at, value] : changes)
+    if (at < 24 || at >= 32) changed[at] = static_cast<std::byte>(value);  // not the checksum itself
+  reseal(changed);
+  const auto decoded = decode(changed);
+  if (const Image* image = std::get_if<Image>(&decoded)) RC_ASSERT(encode(*image) == changed);
+}
+
 // Property: a delta is refused, named, when it is not on the image given as
 // its base, and a malformed delta does not decode.
 TEST(ImageErrors, ADeltaNeedsItsOwnBase) {
