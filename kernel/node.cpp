@@ -22,7 +22,7 @@ Node::Node(NodeConfig config)
       rng_(config.seed),
       stacks_(config.stack_bytes, config.guarded_stacks_max),
       // Fault draws have a stream of their own: process streams are split(1), split(2), ...
-      delay_rng_(rng_.split(UINT64_MAX)),
+      faults_(*this, rng_.split(UINT64_MAX)),
       table_(1, nullptr),
       generations_(1, 0) {}
 
@@ -396,17 +396,7 @@ Result<ProcessId> Node::create_process(std::string name) {
   const auto salt = static_cast<std::uint32_t>(stream.next());
   Process* p = processes_.create(*this, pid, std::move(name), salt, stream);
   table_[index] = p;
-  for (const DelayRule& rule : delay_rules_) {
-    if (!p->name.starts_with(rule.prefix)) continue;
-    p->delay_ns_max = rule.ns_max;
-    p->delay_per_million = rule.per_million;
-  }
-  for (auto it = named_kills_.begin(); it != named_kills_.end(); ++it) {
-    if (it->first != p->name) continue;
-    p->kill_at_call = it->second;
-    named_kills_.erase(it);
-    break;
-  }
+  faults_.on_create(*p);
   trace(Op::spawn, p);
   return pid;
 }
@@ -440,33 +430,13 @@ Status Node::kill(ProcessId pid) {
   return {};
 }
 
-void Node::kill_at_call(std::string name, std::uint64_t n) { named_kills_.emplace_back(std::move(name), n); }
-
-void Node::delay_calls(std::string prefix, std::uint64_t delay_ns_max, std::uint32_t per_million) {
-  for (std::size_t i = 1; i < table_.size(); ++i) {
-    Process* p = table_[i];
-    if (p == nullptr || !p->name.starts_with(prefix)) continue;
-    p->delay_ns_max = delay_ns_max;
-    p->delay_per_million = per_million;
-  }
-  delay_rules_.push_back({std::move(prefix), delay_ns_max, per_million});
-}
-
 void Node::maybe_delay_call(Process& self) {
-  if (delay_rng_.below(1'000'000) >= self.delay_per_million) return;
-  ++calls_delayed_;
-  const std::uint64_t ns = 1 + delay_rng_.below(self.delay_ns_max);
+  const std::uint64_t ns = faults_.draw_delay_ns(self);
+  if (ns == 0) return;
   trace(Op::sleep, &self, Error{}, ns);
   add_timer(now_ns_ + ns, self.id, {});
   self.state = ProcessState::sleeping;
   block(self, nullptr);
-}
-
-Status Node::kill_at_call(ProcessId pid, std::uint64_t n) {
-  Process* p = find_live(pid);
-  if (p == nullptr) return Error::bad_handle;
-  p->kill_at_call = n;
-  return {};
 }
 
 bool Node::alive(ProcessId pid) const { return find_live(pid) != nullptr; }

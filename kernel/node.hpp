@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "kernel/cspace.hpp"
+#include "kernel/faults.hpp"
 #include "kernel/handle.hpp"
 #include "kernel/limits.hpp"
 #include "kernel/objects.hpp"
@@ -123,20 +124,9 @@ class Node {
 
   // Kill a process wherever it is suspended. Errors: bad_handle, object_dead.
   Status kill(ProcessId pid);
-  // Fault hook: kill `pid` as it makes its n-th kernel call (1-based, counted
-  // from its start).
-  Status kill_at_call(ProcessId pid, std::uint64_t n);
-  // The same for a process that does not exist yet: the next process created
-  // with this exact name (e.g. a supervisor's "counter#1") gets the hook.
-  void kill_at_call(std::string name, std::uint64_t n);
-  // How many kill_at_call hooks have fired.
-  std::uint64_t kills_at_call_fired() const { return kills_fired_; }
-  // Fault hook, message delay: every process whose name starts with `prefix`
-  // (now or created later) holds each call back, with probability
-  // `per_million`/1e6, for a uniform 1..delay_ns_max virtual ns before sending it.
-  // Draws come from the node's seed (a stream of their own).
-  void delay_calls(std::string prefix, std::uint64_t delay_ns_max, std::uint32_t per_million);
-  std::uint64_t calls_delayed() const { return calls_delayed_; }
+  // The fault hooks: kill at a kernel call, message delay (kernel/faults.hpp).
+  FaultHooks& faults() { return faults_; }
+  const FaultHooks& faults() const { return faults_; }
   // Run `event` on the run loop at virtual time `time_ns` (ordered by time, then
   // by the order of registration).
   void at(std::uint64_t time_ns, std::function<void(Node&)> event);
@@ -177,6 +167,7 @@ class Node {
 
  private:
   friend class Sys;
+  friend class FaultHooks;
 
   struct Timer {
     std::uint64_t deadline_ns;
@@ -361,16 +352,7 @@ class Node {
   Pool<Factory, 16> factories_;
   Pool<Buffer, 64> buffers_;
   std::map<std::string, Entry, std::less<>> programs_;  // ordered: deterministic
-  std::vector<std::pair<std::string, std::uint64_t>> named_kills_;  // kill_at_call(name, n) not yet applied
-  std::uint64_t kills_fired_ = 0;
-  struct DelayRule {
-    std::string prefix;
-    std::uint64_t ns_max;
-    std::uint32_t per_million;
-  };
-  std::vector<DelayRule> delay_rules_;
-  Rng delay_rng_;
-  std::uint64_t calls_delayed_ = 0;
+  FaultHooks faults_;
   // Holds `self`'s call back if a delay rule draws it (may suspend).
   void maybe_delay_call(Process& self);
   void free_spare_reply(Process& p);
@@ -506,7 +488,7 @@ inline bool Sys::enter() {
   ++node_.kernel_calls_;
   node_.now_ns_ += node_.config_.kernel_call_cost_ns;
   if (self_.kernel_calls == self_.kill_at_call) [[unlikely]] {
-    ++node_.kills_fired_;
+    node_.faults_.count_kill();
     node_.kill_running(self_);
   }
   return true;

@@ -207,7 +207,7 @@ TEST(Process, KillAtNthKernelCall) {
                               }
                             })
                             .value();
-    ASSERT_TRUE(node.kill_at_call(p, n).ok());
+    ASSERT_TRUE(node.faults().kill_at_call(p, n).ok());
     node.run();
     EXPECT_EQ(completed, static_cast<int>(n - 1));
     EXPECT_EQ(node.stats().stacks_in_use, 0u);

@@ -191,7 +191,7 @@ TEST(RunLoop, KilledSleeperDoesNotMoveTime) {
 TEST(RunLoop, DelayedCallsTakeLongerDeterministically) {
   auto run = [](std::uint64_t seed, bool delay) {
     Node node(test_config(seed));
-    if (delay) node.delay_calls("slow", 5'000, 500'000);  // half the calls, up to 5 us
+    if (delay) node.faults().delay_calls("slow", 5'000, 500'000);  // half the calls, up to 5 us
     const ProcessId server = node.create_process("server").value();
     const Handle ep = node.create_endpoint(server).value();
     node.start(server, echo_server(ep)).ok();
@@ -209,7 +209,7 @@ TEST(RunLoop, DelayedCallsTakeLongerDeterministically) {
           .ok();
     }
     node.run();
-    return std::pair(returned.at(0), node.calls_delayed());
+    return std::pair(returned.at(0), node.faults().calls_delayed());
   };
   const auto [plain_ns, plain_delayed] = run(1, false);
   const auto [slow_ns, delayed] = run(1, true);

@@ -142,11 +142,11 @@ RunOutcome run(Pair s, const std::string& victim, std::uint64_t kill_at, std::ui
   System system(system_config(seed));
   system.add_standard_servers();
   add_pair(system, s, out.seen, 1'000);
-  system.node().kill_at_call(victim + "#1", kill_at);
+  system.node().faults().kill_at_call(victim + "#1", kill_at);
   EXPECT_TRUE(system.boot().ok());
   system.node().run({.until_ns = 1'000'000'000});
   out.restarts = system.supervisor().restarts.size();
-  out.kills = system.node().kills_at_call_fired();
+  out.kills = system.node().faults().kills_at_call_fired();
   out.deltas = system.ckpt().stats.deltas;
   return out;
 }

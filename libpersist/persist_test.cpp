@@ -61,11 +61,11 @@ bool add_counter(System& system, Effects effects, std::uint32_t full_every) {
 CounterRun run_counter(Effects effects, std::uint64_t kill_at, std::uint32_t full_every) {
   System system(system_config());
   EXPECT_TRUE(add_counter(system, effects, full_every));
-  if (kill_at != 0) system.node().kill_at_call("counter#1", kill_at);
+  if (kill_at != 0) system.node().faults().kill_at_call("counter#1", kill_at);
   EXPECT_TRUE(system.boot().ok());
   EXPECT_EQ(system.node().run({.until_ns = 1'000'000'000}), kernel::RunOutcome::quiescent);
   EXPECT_TRUE(system.node().check_invariants().empty());
-  return {system.console().output["counter"], system.node().kills_at_call_fired() > 0,
+  return {system.console().output["counter"], system.node().faults().kills_at_call_fired() > 0,
           system.supervisor().restarts.size()};
 }
 
@@ -154,8 +154,8 @@ void check_later_kills(std::optional<Effects> forced = std::nullopt) {
   const auto server_kill_us = *rc::gen::inRange<std::uint64_t>(1, 12'000);
   System system(system_config());
   RC_ASSERT(add_counter(system, effects, full_every));
-  system.node().kill_at_call("counter#1", first_kill);
-  system.node().kill_at_call("counter#2", second_kill);
+  system.node().faults().kill_at_call("counter#1", first_kill);
+  system.node().faults().kill_at_call("counter#2", second_kill);
   bool server_killed = false;
   if (!server.empty())
     system.node().at(server_kill_us * 1'000, [&](kernel::Node& node) {
@@ -164,7 +164,7 @@ void check_later_kills(std::optional<Effects> forced = std::nullopt) {
   RC_ASSERT(system.boot().ok());
   RC_ASSERT(system.node().run({.until_ns = 1'000'000'000}) == kernel::RunOutcome::quiescent);
   RC_ASSERT(system.node().check_invariants().empty());
-  RC_TAG(system.node().kills_at_call_fired(), server_killed ? "server " + server + " killed" : "no server killed");
+  RC_TAG(system.node().faults().kills_at_call_fired(), server_killed ? "server " + server + " killed" : "no server killed");
   const std::string output = system.console().output["counter"];
   if (claimed == Effects::exactly_once) {
     RC_ASSERT(output == uninterrupted());
@@ -328,11 +328,11 @@ TEST(Persist, ConsoleInputResumesWithTheStateAtEveryKillPoint) {
                             RestartPolicy::on_failure);
       m.backoff_ns_initial = 1'000;
       system.add(m);
-      system.node().kill_at_call("numberer#1", k);
+      system.node().faults().kill_at_call("numberer#1", k);
       system.console_input("numberer", text, true);
       ASSERT_TRUE(system.boot().ok());
       system.node().run({.until_ns = 1'000'000'000});
-      if (system.node().kills_at_call_fired() == 0) break;
+      if (system.node().faults().kills_at_call_fired() == 0) break;
       ++kills;
       std::istringstream out(system.console().output["numberer"]);
       std::uint64_t last = 0;

@@ -186,7 +186,7 @@ void schedule_faults(const Scenario& s, std::uint64_t seed, System& system, Reco
       (void)n.kill(*pid);
     };
     if (f.kind == FaultKind::delay) {
-      node.delay_calls(f.target + "#", f.delay_ns_max, static_cast<std::uint32_t>(f.probability * 1e6 + 0.5));
+      node.faults().delay_calls(f.target + "#", f.delay_ns_max, static_cast<std::uint32_t>(f.probability * 1e6 + 0.5));
       continue;
     }
     if (f.kind == FaultKind::power_loss) {
@@ -226,7 +226,7 @@ void schedule_faults(const Scenario& s, std::uint64_t seed, System& system, Reco
     if (f.at_ns) node.at(*f.at_ns, kill);
     if (f.after_calls) {
       const std::string process = f.target + "#" + std::to_string(f.incarnation);
-      node.kill_at_call(process, *f.after_calls);
+      node.faults().kill_at_call(process, *f.after_calls);
       rec.timeline.push_back({0, "fault", "armed: kill " + process + " at its kernel call " + std::to_string(*f.after_calls)});
     }
     if (f.rate_per_s) {

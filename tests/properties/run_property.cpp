@@ -204,7 +204,7 @@ RC_GTEST_PROP(Kill, AtARandomPointLeavesNothingBehind, ()) {
   const ProcessId victim = victim_is_server ? run.servers[victim_index] : run.clients[victim_index - run.servers.size()];
   RC_ASSERT(victim == victim_id);
   if (how == KillBy::nth_kernel_call) {
-    RC_ASSERT(node.kill_at_call(victim, at).ok());
+    RC_ASSERT(node.faults().kill_at_call(victim, at).ok());
   } else {
     // A client may have finished by then: nothing to kill.
     node.at(at, [victim](Node& n) {
