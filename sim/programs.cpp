@@ -21,7 +21,8 @@ namespace {
 class Args {
  public:
   Args(const ProgramKind& kind, const Params& given, std::string* error) : kind_(kind), given_(given), error_(error) {
-    for (const auto& [name, value] : given_) {
+    for (const auto& given_param : given_) {
+      const std::string& name = given_param.first;
       const bool known = std::any_of(kind_.params.begin(), kind_.params.end(),
                                      [&](const ParamSpec& p) { return p.name == name; });
       if (!known) fail(name, "unknown parameter of program '" + kind_.name + "'");

@@ -98,7 +98,7 @@ std::variant<std::map<std::string, std::uint64_t>, std::string> DurableImages::l
 
 std::optional<std::string> DurableImages::commit(const Batch& batch) {
   if (auto e = exec("BEGIN IMMEDIATE")) return e;
-  auto step = [this](sqlite3_stmt* s) {
+  auto step = [](sqlite3_stmt* s) {
     const int rc = sqlite3_step(s);
     sqlite3_reset(s);
     sqlite3_clear_bindings(s);
