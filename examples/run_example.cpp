@@ -133,11 +133,12 @@ int main(int argc, char** argv) {
     return 1;
   }
   if (!interactive.empty()) {
-    TerminalBridge bridge(system, interactive, 0, 1);
+    AsioIo io;
+    TerminalBridge bridge(system, io, interactive, 0, 1);
     bridge.start();
-    (void)system.node().run({.wait_for_io = true});
+    (void)system.world().run({.real_io = &io, .when_idle = kernel::WhenIdle::wait_for_real_io});
   } else {
-    (void)system.node().run({.until_ns = until_ns});
+    (void)system.world().run({.until_ns = until_ns});
   }
   print_report(system);
   std::printf("\ntrace hash %016llx  kernel calls %llu  audit %llu\n",

@@ -11,12 +11,13 @@
 #include <cstdlib>
 
 #include "kernel/sys.hpp"
+#include "kernel/world.hpp"
 
 namespace persim::kernel {
 
 namespace ctx = boost::context;
 
-Node::Node(NodeConfig config)
+Node::Node(NodeConfig config, World* world)
     : config_(config),
       trace_hash_(config.seed),
       rng_(config.seed),
@@ -24,7 +25,11 @@ Node::Node(NodeConfig config)
       // Fault draws have a stream of their own: process streams are split(1), split(2), ...
       faults_(*this, rng_.split(UINT64_MAX)),
       table_(1, nullptr),
-      generations_(1, 0) {}
+      generations_(1, 0),
+      own_world_(world == nullptr ? std::make_unique<World>() : nullptr),
+      world_(world != nullptr ? world : own_world_.get()) {
+  world_->add(*this);
+}
 
 Node::~Node() {
   assert(current_ == nullptr && "a node cannot be destroyed from inside one of its processes");
@@ -38,6 +43,7 @@ Node::~Node() {
   update_handoff_until();
   events_.clear();
   assert(processes_.live() == 0 && caps_.live() == 0);
+  world_->remove(*this);
 }
 
 // ---------------------------------------------------------------- scheduling
@@ -321,51 +327,42 @@ void Node::drop_stale_timers() {
   }
 }
 
-RunOutcome Node::run(RunLimits limits) {
-  assert(!in_run_ && current_ == nullptr && "run() is not reentrant");
-  in_run_ = true;
-  stop_requested_ = false;
-  run_until_ns_ = limits.until_ns;
-  update_handoff_until();
-  RunOutcome outcome;
-  for (;;) {
-    if (stop_requested_) {
-      outcome = RunOutcome::stopped;
-      break;
-    }
-    fire_due(limits.until_ns);
-    if (now_ns_ > limits.until_ns) {
-      outcome = RunOutcome::time_limit;
-      break;
-    }
-    if (Process* p = ready_.pop_front()) {
-      handoff_budget_ = handoff_budget_max;
-      switch_to_process(scheduler_, *p);
-      current_ = nullptr;
-      reap();
-      continue;
-    }
-    // Real I/O (terminal, links) enters through Asio handlers; none in simulations.
-    io_.restart();
-    if (io_.poll() > 0) continue;
-    // A timer whose sleeper was killed must not move time forward.
-    drop_stale_timers();
-    if (timers_.empty()) {
-      // Only real input can wake anything now; wall time passes, virtual time does not.
-      if (limits.wait_for_io && !stop_requested_ && io_.run_one() > 0) continue;
-      outcome = RunOutcome::quiescent;
-      break;
-    }
-    if (next_deadline() > limits.until_ns) {
-      now_ns_ = std::max(now_ns_, limits.until_ns);
-      outcome = RunOutcome::time_limit;
-      break;
-    }
-    now_ns_ = std::max(now_ns_, next_deadline());
-  }
-  in_run_ = false;
-  return outcome;
+std::uint64_t Node::next_event_ns() {
+  if (!ready_.empty()) return now_ns_;
+  // A timer whose sleeper was killed must not move time forward.
+  drop_stale_timers();
+  return timers_.empty() ? UINT64_MAX : std::max(now_ns_, next_deadline());
 }
+
+void Node::begin_run(std::uint64_t until_ns) {
+  assert(current_ == nullptr && "run() is not reentrant");
+  stop_requested_ = false;
+  run_until_ns_ = until_ns;
+  update_handoff_until();
+}
+
+Node::SliceEnd Node::run_slice(std::uint64_t horizon_ns) {
+  assert(current_ == nullptr);
+  if (run_until_ns_ != horizon_ns) {
+    run_until_ns_ = horizon_ns;
+    update_handoff_until();
+  }
+  for (;;) {
+    if (stop_requested_) return SliceEnd::stopped;
+    fire_due(horizon_ns);
+    if (now_ns_ > horizon_ns) return SliceEnd::past_horizon;
+    Process* p = ready_.pop_front();
+    if (p == nullptr) return SliceEnd::idle;
+    handoff_budget_ = handoff_budget_max;
+    switch_to_process(scheduler_, *p);
+    current_ = nullptr;
+    reap();
+  }
+}
+
+RunOutcome Node::run(RunLimits limits) { return world_->run(limits); }
+
+void Node::stop() { world_->stop(); }
 
 // ---------------------------------------------------------------- host API
 

@@ -1,13 +1,14 @@
-// A simulated machine: kernel objects, processes and the deterministic run loop
-// that owns virtual time. The public part is the host API (the trusted side: test
-// harness, scenario runner, supervisor bootstrap); processes use Sys.
+// A simulated machine: kernel objects, processes, its clock, timers and ready
+// queue. It runs inside a World (kernel/world.hpp), which owns the run loop and
+// virtual time for every node. The public part is the host API (the trusted
+// side: test harness, scenario runner, supervisor bootstrap); processes use Sys.
 #pragma once
 
 #include <algorithm>
-#include <boost/asio/io_context.hpp>
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -19,6 +20,7 @@
 #include "kernel/objects.hpp"
 #include "kernel/pool.hpp"
 #include "kernel/process.hpp"
+#include "kernel/real_io.hpp"
 #include "kernel/result.hpp"
 #include "kernel/rng.hpp"
 #include "kernel/sanitizer.hpp"
@@ -35,19 +37,6 @@ struct NodeConfig {
   // Virtual time each kernel call costs. Zero makes time advance only by sleeps.
   std::uint64_t kernel_call_cost_ns = 100;
   HandleValidation handle_validation = HandleValidation::full;
-};
-
-enum class RunOutcome : std::uint8_t {
-  quiescent,   // nothing ready and no timer pending: every process is blocked or gone
-  time_limit,  // the next event is past RunLimits::until_ns
-  stopped,     // Node::stop() was called
-};
-
-struct RunLimits {
-  std::uint64_t until_ns = UINT64_MAX;
-  // Interactive runs: when nothing is ready and no timer is pending, wait for
-  // real I/O (Node::io) instead of returning quiescent, until it has no work.
-  bool wait_for_io = false;
 };
 
 struct NodeStats {
@@ -73,11 +62,14 @@ struct CapInfo {
 };
 
 class Sys;
+class World;
 
 class Node {
  public:
-  explicit Node(NodeConfig config = {});
-  // Kills every remaining process (their stacks unwind).
+  // Joins `world` (which must outlive the node), or, given none, a world of
+  // its own with this node alone in it.
+  explicit Node(NodeConfig config = {}, World* world = nullptr);
+  // Kills every remaining process (their stacks unwind) and leaves the world.
   ~Node();
   Node(const Node&) = delete;
   Node& operator=(const Node&) = delete;
@@ -131,15 +123,20 @@ class Node {
   // by the order of registration).
   void at(std::uint64_t time_ns, std::function<void(Node&)> event);
 
-  // Runs until quiescent, the time limit or stop(). May be called again.
+  // Runs the node's world (World::run) until quiescent, the time limit or
+  // stop(): for a node alone in its world, the node's run. May be called again.
   RunOutcome run(RunLimits limits = {});
-  void stop() {
-    stop_requested_ = true;
-    update_handoff_until();
-  }
+  // Stops the world's run (World::stop).
+  void stop();
+  World& world() { return *world_; }
 
   // ---- Inspection.
+  // The node's clock: where its virtual time stands (World::now_ns for the world's).
   std::uint64_t now_ns() const { return now_ns_; }
+  // When the node's next event is: its clock if a process is ready, else its
+  // next live timer's deadline (at least its clock), else UINT64_MAX. Drops
+  // the timers at the head that nobody waits on any more.
+  std::uint64_t next_event_ns();
   std::uint64_t trace_hash() const { return trace_hash_; }
   const AuditLog& audit() const { return audit_; }
   NodeStats stats() const;
@@ -161,13 +158,28 @@ class Node {
 
   // Events go to `sink` as they happen (never during ~Node). Null to stop.
   void set_trace_sink(TraceSink* sink) { sink_ = sink; }
-  // The door to real I/O (terminal bridge, node links). The run loop polls it when
-  // no process is ready; simulations leave it empty.
-  boost::asio::io_context& io() { return io_; }
 
  private:
   friend class Sys;
   friend class FaultHooks;
+  friend class World;
+
+  // ---- The node's part of the world's run loop (node.cpp).
+  enum class SliceEnd : std::uint8_t {
+    stopped,       // a stop was requested
+    past_horizon,  // the node's clock passed the horizon
+    idle,          // nothing ready: the world decides what happens next
+  };
+  void begin_run(std::uint64_t until_ns);
+  // Fires due timers and runs ready processes (each until it blocks) while
+  // the clock is within `horizon_ns`.
+  SliceEnd run_slice(std::uint64_t horizon_ns);
+  // The clock jumps forward to `time_ns` (never back).
+  void advance_to(std::uint64_t time_ns) { now_ns_ = std::max(now_ns_, time_ns); }
+  void halt() {
+    stop_requested_ = true;
+    update_handoff_until();
+  }
 
   struct Timer {
     std::uint64_t deadline_ns;
@@ -274,7 +286,8 @@ class Node {
     return nullptr;
   }
   // A hand-off keeps the run loop out, so it is allowed only while no timer is
-  // due, the run's time limit is not passed and nobody asked to stop; those
+  // due, the node's horizon (the run's time limit, for a node alone) is not
+  // passed and nobody asked to stop; those
   // three are folded into handoff_until_ns_ whenever one changes.
   bool may_hand_off() const {
     assert(handoff_until_ns_ == handoff_until());
@@ -370,11 +383,11 @@ class Node {
 
   Context scheduler_;
   std::vector<Process*> reap_;  // dead processes whose fiber or memory awaits the run loop
-  std::uint64_t run_until_ns_ = UINT64_MAX;
+  std::uint64_t run_until_ns_ = UINT64_MAX;  // the current slice's horizon
   bool stop_requested_ = false;
-  bool in_run_ = false;
 
-  boost::asio::io_context io_;
+  std::unique_ptr<World> own_world_;  // a node given no world has one of its own
+  World* world_;
 };
 
 inline void Node::trace(Op op, const Process* p, Error e, std::uint64_t arg, const Process* peer) {

@@ -9,7 +9,7 @@ using kernel::Error;
 using kernel::ProcessId;
 using kernel::Sys;
 
-System::System(kernel::NodeConfig config) : node_(config) {
+System::System(kernel::NodeConfig config, kernel::World* world) : node_(config, world) {
   bool registered = true;
   for (const StandardService& service : standard_services()) {
     ServerHost& host = *hosts_.emplace_back(service.make_host());

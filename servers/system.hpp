@@ -1,4 +1,4 @@
-// A node with the standard servers (servers/standard.hpp: console, file
+// A node (on a world of its own, or on one given) with the standard servers (servers/standard.hpp: console, file
 // server, key-value store, checkpoint store) and a supervisor, built the way
 // scenarios and tests build one: register programs, add manifests, boot.
 #pragma once
@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "kernel/node.hpp"
+#include "kernel/world.hpp"
 #include "servers/ckpt/ckpt.hpp"
 #include "servers/ckpt/simdisk.hpp"
 #include "servers/console/console.hpp"
@@ -26,11 +27,13 @@ namespace persim::servers {
 
 class System {
  public:
-  explicit System(kernel::NodeConfig config = {});
+  // The node joins `world` (which must outlive the system), or a world of its own.
+  explicit System(kernel::NodeConfig config = {}, kernel::World* world = nullptr);
   System(const System&) = delete;
   System& operator=(const System&) = delete;
 
   kernel::Node& node() { return node_; }
+  kernel::World& world() { return node_.world(); }
 
   // Registers a program processes can run. Errors: as Node::register_program.
   kernel::Status add_program(std::string name, kernel::Entry entry);

@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "kernel/rng.hpp"
+#include "kernel/world.hpp"
 #include "servers/system.hpp"
 #include "sim/programs.hpp"
 
@@ -353,7 +354,9 @@ RunResult run_scenario(const Scenario& s, std::uint64_t seed, const Outputs& out
   kernel::NodeConfig config;
   config.seed = seed;
   config.kernel_call_cost_ns = s.kernel_call_cost_ns;
-  System system(config);
+  // A world of one node. The world is declared first: the system's node leaves it when destroyed.
+  kernel::World world;
+  System system(config, &world);
   if (s.durable_store) system.use_durable_checkpoints(s.group_commit_window_ns);
   system.add_standard_servers(s.server_restart);
   for (const servers::Manifest& manifest : s.programs) {
@@ -387,13 +390,13 @@ RunResult run_scenario(const Scenario& s, std::uint64_t seed, const Outputs& out
   }
 
   const auto wall_start = std::chrono::steady_clock::now();  // the host's clock: outside the simulated world
-  (void)system.node().run({.until_ns = s.stop_ns});
+  (void)world.run({.until_ns = s.stop_ns});
   m.wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start).count();
   system.node().set_trace_sink(nullptr);
 
   const kernel::NodeStats stats = system.node().stats();
   m.trace_hash = system.node().trace_hash();
-  m.virtual_ns = system.node().now_ns();
+  m.virtual_ns = world.now_ns();
   m.kernel_calls = stats.kernel_calls;
   m.deaths = rec.deaths;
   m.failed_lookups = system.node().audit().total();

@@ -7,8 +7,8 @@
 
 namespace persim::servers {
 
-TerminalBridge::TerminalBridge(System& system, std::string stream, int in_fd, int out_fd)
-    : system_(system), stream_(std::move(stream)), out_fd_(out_fd), in_(system.node().io(), ::dup(in_fd)) {}
+TerminalBridge::TerminalBridge(System& system, AsioIo& io, std::string stream, int in_fd, int out_fd)
+    : system_(system), stream_(std::move(stream)), out_fd_(out_fd), in_(io.context(), ::dup(in_fd)) {}
 
 TerminalBridge::~TerminalBridge() {
   system_.console().echo = nullptr;

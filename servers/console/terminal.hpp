@@ -1,7 +1,8 @@
 // Interactive mode: one console stream bridged to real file descriptors (the
-// terminal's stdin and stdout) through the node's Boost.Asio io_context, so a
+// terminal's stdin and stdout) through an AsioIo (servers/asio_io.hpp), so a
 // program that only uses its console can be used from a real terminal, killed
-// and restarted. Run the node with RunLimits::wait_for_io while it is open.
+// and restarted. Run the world with that AsioIo as RunLimits::real_io and
+// WhenIdle::wait_for_real_io while it is open.
 //
 // Two input lines are commands to the bridge, not input:
 //   !kill INSTANCE   kill the instance's process (the supervisor decides the rest)
@@ -13,14 +14,16 @@
 #include <array>
 #include <string>
 
+#include "servers/asio_io.hpp"
 #include "servers/system.hpp"
 
 namespace persim::servers {
 
 class TerminalBridge {
  public:
-  // Bridges console stream `stream` to `in_fd` and `out_fd` (not owned: left open).
-  TerminalBridge(System& system, std::string stream, int in_fd, int out_fd);
+  // Bridges console stream `stream` to `in_fd` and `out_fd` (not owned: left
+  // open), reading through `io` (which must outlive the bridge).
+  TerminalBridge(System& system, AsioIo& io, std::string stream, int in_fd, int out_fd);
   ~TerminalBridge();
   TerminalBridge(const TerminalBridge&) = delete;
   TerminalBridge& operator=(const TerminalBridge&) = delete;

@@ -1,5 +1,5 @@
 // Interactive mode: a console stream bridged to real file descriptors (pipes
-// standing in for the terminal) through the node's Boost.Asio io_context.
+// standing in for the terminal) through an AsioIo, the run's real I/O.
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -44,16 +44,18 @@ TEST(TerminalBridge, ProgramUsedFromATerminalKilledAndRestarted) {
   m.backoff_ns_initial = 1'000;
   system.add(m);
   ASSERT_TRUE(system.boot().ok());
-  TerminalBridge bridge(system, "echo", in[0], out[1]);
+  AsioIo io;
+  TerminalBridge bridge(system, io, "echo", in[0], out[1]);
   bridge.start();
 
   write_all(in[1], "a\nb\n");
-  ASSERT_TRUE(run_until(system, [&] { return lines_seen == 2; }));
+  ASSERT_TRUE(run_until(system, [&] { return lines_seen == 2; }, 100'000'000, &io));
   write_all(in[1], "!kill echo\n");
-  ASSERT_TRUE(run_until(system, [&] { return system.supervisor().restarts.size() == 1 && system.process_of("echo"); }));
+  ASSERT_TRUE(run_until(
+      system, [&] { return system.supervisor().restarts.size() == 1 && system.process_of("echo"); }, 100'000'000, &io));
   write_all(in[1], "c\n");
   ::close(in[1]);
-  (void)system.node().run({.wait_for_io = true});
+  (void)system.world().run({.real_io = &io, .when_idle = kernel::WhenIdle::wait_for_real_io});
   ::close(out[1]);
   EXPECT_EQ(drain(out[0]), "1: a\n2: b\n[killed echo]\n1: c\n");
   EXPECT_FALSE(bridge.open());
@@ -85,12 +87,13 @@ TEST(TerminalBridge, InputForAKilledReaderIsNotLost) {
   m.backoff_ns_initial = 1'000;
   system.add(m);
   ASSERT_TRUE(system.boot().ok());
-  TerminalBridge bridge(system, "echo", in[0], out[1]);
+  AsioIo io;
+  TerminalBridge bridge(system, io, "echo", in[0], out[1]);
   bridge.start();
-  ASSERT_TRUE(run_until(system, [&] { return reading; }));  // its read waits in the console
+  ASSERT_TRUE(run_until(system, [&] { return reading; }, 100'000'000, &io));  // its read waits in the console
   write_all(in[1], "a\n!kill echo\nb\n");
   ::close(in[1]);
-  (void)system.node().run({.wait_for_io = true});
+  (void)system.world().run({.real_io = &io, .when_idle = kernel::WhenIdle::wait_for_real_io});
   ::close(out[1]);
   EXPECT_EQ(drain(out[0]), "[killed echo]\n1: a\n2: b\n");
   ::close(in[0]);

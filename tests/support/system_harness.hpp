@@ -48,12 +48,14 @@ inline Manifest manifest(std::string instance, std::string program, std::initial
 
 // Runs the node in small steps until `done` holds; false if `limit_ns` of
 // virtual time pass first.
-inline bool run_until(System& system, const std::function<bool()>& done, std::uint64_t limit_ns = 100'000'000) {
+// Real I/O, if any, is polled as the node runs (`real_io`).
+inline bool run_until(System& system, const std::function<bool()>& done, std::uint64_t limit_ns = 100'000'000,
+                      kernel::RealIo* real_io = nullptr) {
   kernel::Node& node = system.node();
   const std::uint64_t end = node.now_ns() + limit_ns;
   while (!done()) {
     if (node.now_ns() >= end) return false;
-    (void)node.run({.until_ns = node.now_ns() + 1'000});
+    (void)node.run({.until_ns = node.now_ns() + 1'000, .real_io = real_io});
   }
   return true;
 }
