@@ -335,47 +335,47 @@ void print_timeline(std::FILE* out, std::vector<TimelineEntry> entries) {
     std::fprintf(out, "%10s ms  %-14s %s\n", ms(e.time_ns).c_str(), e.who.c_str(), e.what.c_str());
 }
 
-}  // namespace
+// One run in progress: a world of one node, the system on it, and what the
+// run records. The world is declared first: the system's node leaves it when
+// destroyed.
+struct Run {
+  Run(const kernel::NodeConfig& config, const Outputs& out) : system(config, &world), rec(system.node(), out) {}
+  kernel::World world;
+  System system;
+  Recorder rec;
+};
 
-std::string reproduce_line(const Scenario& s, std::uint64_t seed, const std::vector<std::string>& overrides) {
-  std::string line = "persim " PERSIM_VERSION "  scenario " + s.source + " (" + hex64(s.text_hash) + ")" +
-                     (s.name.empty() ? "" : " \"" + s.name + "\"") + "  seed " +
-                     std::to_string(seed) + "  reproduce: persim run " + s.source + " --seed " + std::to_string(seed);
-  for (const std::string& o : overrides) line += " --set " + o;
-  return line;
-}
-
-RunResult run_scenario(const Scenario& s, std::uint64_t seed, const Outputs& out) {
-  RunResult result;
-  Metrics& m = result.metrics;
-  m.seed = seed;
-  m.scenario_hash = s.text_hash;
-  for (const std::string& o : s.overrides) m.overrides += (m.overrides.empty() ? "" : ";") + o;
+kernel::NodeConfig node_config(const Scenario& s, std::uint64_t seed) {
   kernel::NodeConfig config;
   config.seed = seed;
   config.kernel_call_cost_ns = s.kernel_call_cost_ns;
-  // A world of one node. The world is declared first: the system's node leaves it when destroyed.
-  kernel::World world;
-  System system(config, &world);
-  if (s.durable_store) system.use_durable_checkpoints(s.group_commit_window_ns);
-  system.add_standard_servers(s.server_restart);
+  return config;
+}
+
+// Each program instance registered under its own name (the program with its
+// parameters and the scenario's strategy) and added with its manifest. An
+// error names the instance.
+std::string add_programs(const Scenario& s, System& system) {
   for (const servers::Manifest& manifest : s.programs) {
-    // Each instance runs its own registration: the program with its parameters.
     std::string error;
     kernel::Entry entry = find_program(manifest.program)->make({manifest.params, *s.strategy}, &error);
-    if (!error.empty()) {
-      result.error = "program " + manifest.instance + ": " + error;
-      return result;
-    }
+    if (!error.empty()) return "program " + manifest.instance + ": " + error;
     servers::Manifest m2 = manifest;
     m2.program = manifest.program + "@" + manifest.instance;
-    if (!system.add_program(m2.program, std::move(entry))) {
-      result.error = "program " + manifest.instance + ": cannot register";
-      return result;
-    }
+    if (!system.add_program(m2.program, std::move(entry))) return "program " + manifest.instance + ": cannot register";
     system.add(std::move(m2));
   }
-  Recorder rec(system.node(), out);
+  return {};
+}
+
+// Build: the servers, the programs, the recorder, the faults and the input
+// the scenario schedules, then boot. An error says what could not be built.
+std::string build(const Scenario& s, std::uint64_t seed, Run& run) {
+  System& system = run.system;
+  Recorder& rec = run.rec;
+  if (s.durable_store) system.use_durable_checkpoints(s.group_commit_window_ns);
+  system.add_standard_servers(s.server_restart);
+  if (std::string error = add_programs(s, system); !error.empty()) return error;
   system.node().set_trace_sink(&rec);
   schedule_faults(s, seed, system, rec);
   for (const Input& in : s.inputs) {
@@ -384,36 +384,23 @@ RunResult run_scenario(const Scenario& s, std::uint64_t seed, const Outputs& out
       system.console_input(in.stream, in.text, in.end);
     });
   }
-  if (const kernel::Status b = system.boot(); !b) {
-    result.error = "boot: " + std::string(kernel::to_string(b.error()));
-    return result;
-  }
+  if (const kernel::Status b = system.boot(); !b) return "boot: " + std::string(kernel::to_string(b.error()));
+  return {};
+}
 
-  const auto wall_start = std::chrono::steady_clock::now();  // the host's clock: outside the simulated world
-  (void)world.run({.until_ns = s.stop_ns});
+// Run: the world until the scenario's stop, timed on the host's clock
+// (outside the simulated world).
+void run_world(const Scenario& s, Run& run, Metrics& m) {
+  const auto wall_start = std::chrono::steady_clock::now();
+  (void)run.world.run({.until_ns = s.stop_ns});
   m.wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start).count();
-  system.node().set_trace_sink(nullptr);
+  run.system.node().set_trace_sink(nullptr);
+}
 
-  const kernel::NodeStats stats = system.node().stats();
-  m.trace_hash = system.node().trace_hash();
-  m.virtual_ns = world.now_ns();
-  m.kernel_calls = stats.kernel_calls;
-  m.deaths = rec.deaths;
-  m.failed_lookups = system.node().audit().total();
-  m.refused_restores = system.supervisor().audit.refused_restores;
-  for (const auto& host : system.hosts()) m.refused_restores += host->audit.refused_restores;
-  m.redone_lines = count_redone_lines(system);
-  m.forgeries_accepted = count_forgeries(system);
-  m.checkpoints = system.ckpt().stats.commits;
-  m.checkpoint_bytes = system.ckpt().stats.bytes;
-  m.delta_checkpoints = system.ckpt().stats.deltas;
-  m.group_commits = system.ckpt().group_commits;
-  m.group_aborts = system.ckpt().group_aborts;
-  m.group_rollbacks = system.ckpt().group_rollbacks;
-  m.checkpoint_transactions = system.ckpt().stats.transactions;
-  m.disk_syncs = system.disk() != nullptr ? system.disk()->stats().syncs : 0;
-  m.power_losses = rec.power_losses;
-  // Supervisor events into the timeline; recovery from each death to the next start.
+// Supervisor events into the timeline; recovery from each death to the next start.
+void collect_supervisor(Run& run, Metrics& m) {
+  System& system = run.system;
+  Recorder& rec = run.rec;
   std::map<std::string, std::uint64_t> died_at;
   for (const servers::SupervisorEvent& e : system.supervisor().events) {
     if (e.kind == SupervisorEventKind::started) ++m.processes_started;
@@ -448,46 +435,81 @@ RunResult run_scenario(const Scenario& s, std::uint64_t seed, const Outputs& out
                                 std::to_string(r.severed_other) + " others; re-granted [" + regranted + "]" +
                                 (refused.empty() ? "" : "; refused [" + refused + "]")});
   }
-  result.failed = check(s, system, m);
+}
+
+// Collect: the metrics the node, the servers and the supervisor kept.
+void collect(Run& run, Metrics& m) {
+  System& system = run.system;
+  Recorder& rec = run.rec;
+  const kernel::NodeStats stats = system.node().stats();
+  m.trace_hash = system.node().trace_hash();
+  m.virtual_ns = run.world.now_ns();
+  m.kernel_calls = stats.kernel_calls;
+  m.deaths = rec.deaths;
+  m.failed_lookups = system.node().audit().total();
+  m.refused_restores = system.supervisor().audit.refused_restores;
+  for (const auto& host : system.hosts()) m.refused_restores += host->audit.refused_restores;
+  m.redone_lines = count_redone_lines(system);
+  m.forgeries_accepted = count_forgeries(system);
+  m.checkpoints = system.ckpt().stats.commits;
+  m.checkpoint_bytes = system.ckpt().stats.bytes;
+  m.delta_checkpoints = system.ckpt().stats.deltas;
+  m.group_commits = system.ckpt().group_commits;
+  m.group_aborts = system.ckpt().group_aborts;
+  m.group_rollbacks = system.ckpt().group_rollbacks;
+  m.checkpoint_transactions = system.ckpt().stats.transactions;
+  m.disk_syncs = system.disk() != nullptr ? system.disk()->stats().syncs : 0;
+  m.power_losses = rec.power_losses;
+  collect_supervisor(run, m);
+}
+
+void print_summary(std::FILE* out, const Metrics& m, const std::vector<std::string>& failed) {
+  const double ratio = m.wall_s > 0 ? static_cast<double>(m.virtual_ns) / 1e9 / m.wall_s : 0;
+  const std::string groups = m.group_commits + m.group_aborts + m.group_rollbacks == 0
+                                 ? std::string()
+                                 : "; group epochs: " + std::to_string(m.group_commits) + " committed, " +
+                                       std::to_string(m.group_aborts) + " aborted, " +
+                                       std::to_string(m.group_rollbacks) + " rolled back";
+  std::fprintf(out,
+               "\nsummary: %s ms virtual in %.4f s wall (virtual/wall %.1fx); %llu kernel calls; %llu deaths, "
+               "%llu restarts, %llu refused starts\n"
+               "  work re-done: %llu console lines; recovery (death to restart, virtual): mean %s ms, max %s ms\n"
+               "  audit: %llu failed lookups, %llu refused restores, %llu forgeries accepted\n"
+               "  checkpoints: %llu (%llu bytes, %llu deltas) in %llu transactions, %llu disk syncs, %llu power "
+               "losses%s; trace hash %s\n",
+               ms(m.virtual_ns).c_str(), m.wall_s, ratio, static_cast<unsigned long long>(m.kernel_calls),
+               static_cast<unsigned long long>(m.deaths), static_cast<unsigned long long>(m.restarts),
+               static_cast<unsigned long long>(m.refused_grants), static_cast<unsigned long long>(m.redone_lines),
+               ms(m.recoveries == 0 ? 0 : m.recovery_virtual_ns_total / m.recoveries).c_str(),
+               ms(m.recovery_virtual_ns_max).c_str(), static_cast<unsigned long long>(m.failed_lookups),
+               static_cast<unsigned long long>(m.refused_restores),
+               static_cast<unsigned long long>(m.forgeries_accepted),
+               static_cast<unsigned long long>(m.checkpoints), static_cast<unsigned long long>(m.checkpoint_bytes),
+               static_cast<unsigned long long>(m.delta_checkpoints),
+               static_cast<unsigned long long>(m.checkpoint_transactions), static_cast<unsigned long long>(m.disk_syncs),
+               static_cast<unsigned long long>(m.power_losses), groups.c_str(), hex64(m.trace_hash).c_str());
+  if (failed.empty()) {
+    std::fprintf(out, "expectations: all held\n");
+  } else {
+    for (const std::string& f : failed) std::fprintf(out, "FAILED %s\n", f.c_str());
+  }
+}
+
+// Report: the trace and events files, the timeline with the console and the
+// summary, and the metrics file, as `out` asks.
+void report(Run& run, RunResult& result, const Outputs& out) {
+  const Metrics& m = result.metrics;
+  Recorder& rec = run.rec;
   if (!out.trace_path.empty() && !rec.write_trace(out.trace_path)) result.error = out.trace_path + ": cannot write";
   if (!out.events_path.empty() && !rec.write_events(out.events_path)) result.error = out.events_path + ": cannot write";
-
   if (out.timeline != nullptr) {
     print_timeline(out.timeline, rec.timeline);
     std::fprintf(out.timeline, "\nconsole\n");
-    for (const auto& [stream, text] : system.console().output) {
+    for (const auto& [stream, text] : run.system.console().output) {
       std::istringstream lines(text);
       for (std::string line; std::getline(lines, line);) std::fprintf(out.timeline, "  %-12s| %s\n", stream.c_str(), line.c_str());
     }
-    const double ratio = m.wall_s > 0 ? static_cast<double>(m.virtual_ns) / 1e9 / m.wall_s : 0;
-    const std::string groups = m.group_commits + m.group_aborts + m.group_rollbacks == 0
-                                   ? std::string()
-                                   : "; group epochs: " + std::to_string(m.group_commits) + " committed, " +
-                                         std::to_string(m.group_aborts) + " aborted, " +
-                                         std::to_string(m.group_rollbacks) + " rolled back";
-    std::fprintf(out.timeline,
-                 "\nsummary: %s ms virtual in %.4f s wall (virtual/wall %.1fx); %llu kernel calls; %llu deaths, "
-                 "%llu restarts, %llu refused starts\n"
-                 "  work re-done: %llu console lines; recovery (death to restart, virtual): mean %s ms, max %s ms\n"
-                 "  audit: %llu failed lookups, %llu refused restores, %llu forgeries accepted\n"
-                 "  checkpoints: %llu (%llu bytes, %llu deltas) in %llu transactions, %llu disk syncs, %llu power "
-                 "losses%s; trace hash %s\n",
-                 ms(m.virtual_ns).c_str(), m.wall_s, ratio, static_cast<unsigned long long>(m.kernel_calls),
-                 static_cast<unsigned long long>(m.deaths), static_cast<unsigned long long>(m.restarts),
-                 static_cast<unsigned long long>(m.refused_grants), static_cast<unsigned long long>(m.redone_lines),
-                 ms(m.recoveries == 0 ? 0 : m.recovery_virtual_ns_total / m.recoveries).c_str(),
-                 ms(m.recovery_virtual_ns_max).c_str(), static_cast<unsigned long long>(m.failed_lookups),
-                 static_cast<unsigned long long>(m.refused_restores),
-                 static_cast<unsigned long long>(m.forgeries_accepted),
-                 static_cast<unsigned long long>(m.checkpoints), static_cast<unsigned long long>(m.checkpoint_bytes),
-                 static_cast<unsigned long long>(m.delta_checkpoints),
-                 static_cast<unsigned long long>(m.checkpoint_transactions), static_cast<unsigned long long>(m.disk_syncs),
-                 static_cast<unsigned long long>(m.power_losses), groups.c_str(), hex64(m.trace_hash).c_str());
-    if (result.failed.empty()) {
-      std::fprintf(out.timeline, "expectations: all held\n");
-    } else {
-      for (const std::string& f : result.failed) std::fprintf(out.timeline, "FAILED %s\n", f.c_str());
-    }
+    print_summary(out.timeline, m, result.failed);
   }
   if (!out.metrics_path.empty()) {
     std::ofstream metrics(out.metrics_path);
@@ -497,6 +519,31 @@ RunResult run_scenario(const Scenario& s, std::uint64_t seed, const Outputs& out
       metrics << metrics_json(m, result.failed) << '\n';
     }
   }
+}
+
+}  // namespace
+
+std::string reproduce_line(const Scenario& s, std::uint64_t seed, const std::vector<std::string>& overrides) {
+  std::string line = "persim " PERSIM_VERSION "  scenario " + s.source + " (" + hex64(s.text_hash) + ")" +
+                     (s.name.empty() ? "" : " \"" + s.name + "\"") + "  seed " +
+                     std::to_string(seed) + "  reproduce: persim run " + s.source + " --seed " + std::to_string(seed);
+  for (const std::string& o : overrides) line += " --set " + o;
+  return line;
+}
+
+RunResult run_scenario(const Scenario& s, std::uint64_t seed, const Outputs& out) {
+  RunResult result;
+  Metrics& m = result.metrics;
+  m.seed = seed;
+  m.scenario_hash = s.text_hash;
+  for (const std::string& o : s.overrides) m.overrides += (m.overrides.empty() ? "" : ";") + o;
+  Run run(node_config(s, seed), out);
+  result.error = build(s, seed, run);
+  if (!result.error.empty()) return result;
+  run_world(s, run, m);
+  collect(run, m);
+  result.failed = check(s, run.system, m);
+  report(run, result, out);
   return result;
 }
 
