@@ -228,17 +228,28 @@ Error Node::take_queued_sender_slow(Endpoint& ep, Process& receiver) {
 
 // ---------------------------------------------------------------- Sys
 
-// A call_until whose deadline has passed: timed_out, but lookup errors come
-// first (and are audited), as for every call kind: the endpoint's, then those
-// of the capabilities the message would transfer. Nothing is sent.
-Error Sys::call_too_late(Cap<Endpoint> ep, const Message& request) {
+// A call's lookups, before it does anything: the endpoint (with send), then
+// the capabilities the message would transfer. A failure is traced and
+// audited, naming the handle. Into `cap` and `plan`.
+template <class Plan>
+[[gnu::always_inline]] inline Error Sys::call_lookups(Cap<Endpoint> ep, const Message& request, CapNode** cap,
+                                                     Plan& plan) {
   Node& n = node_;
-  const Result<CapNode*> cap =
+  const Result<CapNode*> found =
       self_.cspace.lookup(ep.handle(), ObjectType::endpoint, Rights::send(), n.config_.handle_validation);
-  if (!cap) return fail(Op::call, cap.error(), ep.handle());
-  Node::SendPlan plan;
+  if (!found) return fail(Op::call, found.error(), ep.handle());
   Handle failed;
   if (const Error e = n.validate_message(self_, request, plan, &failed); e != Error{}) return fail(Op::call, e, failed);
+  *cap = found.value();
+  return Error{};
+}
+
+// A call_until whose deadline has passed: timed_out, but lookup errors come
+// first (and are audited), as for every call kind. Nothing is sent.
+Error Sys::call_too_late(Cap<Endpoint> ep, const Message& request) {
+  CapNode* cap = nullptr;
+  Node::SendPlan plan;
+  if (const Error e = call_lookups(ep, request, &cap, plan); e != Error{}) return e;
   return fail(Op::call, Error::timed_out);
 }
 
@@ -249,15 +260,12 @@ Error Sys::call_begin(Cap<Endpoint> ep, const Message& request, Message& respons
   if (deadline_ns <= n.now_ns_) [[unlikely]] return call_too_late(ep, request);
   // The message delay fault: the call waits (and may be killed) before it is sent.
   if (self_.delay_ns_max != 0) [[unlikely]] n.maybe_delay_call(self_);
-  const Result<CapNode*> cap =
-      self_.cspace.lookup(ep.handle(), ObjectType::endpoint, Rights::send(), n.config_.handle_validation);
-  if (!cap) return fail(Op::call, cap.error(), ep.handle());
+  CapNode* cap = nullptr;
   Node::SendPlan plan;
-  Handle failed;
-  if (const Error e = n.validate_message(self_, request, plan, &failed); e != Error{}) return fail(Op::call, e, failed);
-  plan.badge = cap.value()->badge;
+  if (const Error e = call_lookups(ep, request, &cap, plan); e != Error{}) return e;
+  plan.badge = cap->badge;
 
-  auto& endpoint = *static_cast<Endpoint*>(cap.value()->object);
+  auto& endpoint = *static_cast<Endpoint*>(cap->object);
   self_.send_message = &request;
   self_.reply_message = &response;
   self_.send_handle = ep.handle();
@@ -273,7 +281,7 @@ Error Sys::call_begin(Cap<Endpoint> ep, const Message& request, Message& respons
     if (server != nullptr) n.make_ready(*server, Error::cspace_full);
     self_.state = ProcessState::blocked_call;
     self_.blocked_on = &endpoint;
-    self_.blocked_via = cap.value();
+    self_.blocked_via = cap;
     endpoint.senders.push_back(&self_);
     n.block(self_, nullptr);
   }
