@@ -19,7 +19,6 @@ namespace persim::kernel {
 class Node;
 struct Context;
 struct Process;
-struct CapNode;
 
 class Sys {
  public:
@@ -164,9 +163,6 @@ class Sys {
   // they already blocked and resumed the ordinary way or did not block.
   Error call_begin(Cap<Endpoint> ep, const Message& request, Message& response, Process** next,
                    std::uint64_t deadline_ns);
-  // (Plan: Node::SendPlan, not complete here.)
-  template <class Plan>
-  inline Error call_lookups(Cap<Endpoint> ep, const Message& request, CapNode** cap, Plan& plan);
   Error call_too_late(Cap<Endpoint> ep, const Message& request);
   Error receive_begin(Cap<Endpoint> ep, Message& request, std::uint64_t deadline_ns, Received* result,
                       Context** next);

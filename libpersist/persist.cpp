@@ -223,7 +223,7 @@ PersistStatus Persistent::checkpoint(std::uint64_t* version) {
   Image& state = scratch_;
   snapshot_into(state);
   assert(state.sequence == sequence_ + 1 && state.program == options_.program && !state.delta());
-  const std::uint64_t sequence_before = sequence_, epoch_before = group_epoch_;
+  [[maybe_unused]] const std::uint64_t sequence_before = sequence_, epoch_before = group_epoch_;
   for (auto& c : consoles_) c->input_at_.reset();
   std::uint64_t base = encode_next(state);
   std::uint64_t v = 0;

@@ -215,9 +215,8 @@ class Persistent {
   PersistStatus check_fits(const Image& image) const;
   PersistStatus load(const Image& image);
   // One session, through the strategy: its grant reauthorized, then rebuilt.
-  // A refusal names `grant_what` (the grant) or `what` (the rebuild).
-  PersistStatus rebuild(const SessionPlan& plan, const std::string& grant_what, const std::string& what,
-                        kernel::Cap<kernel::Endpoint>* session);
+  // A refusal names the session (`name`, as declared) and its grant or the step.
+  PersistStatus rebuild(const SessionPlan& plan, const std::string& name, kernel::Cap<kernel::Endpoint>* session);
   static SessionPlan file_plan(const FileRecord& r, std::optional<std::uint64_t> resume_at);
   PersistStatus open_file(File& f, bool restoring);
   PersistStatus issue_tokens(bool* issued);

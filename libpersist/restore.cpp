@@ -263,18 +263,15 @@ PersistStatus Persistent::reauthorize() {
 // Each session's grant is reauthorized just before it is rebuilt.
 PersistStatus Persistent::rebuild_sessions(bool from_image) {
   for (auto& c : consoles_) {
-    const std::string what = "console '" + c->name_ + "'";
     Cap<Endpoint> session;
     const SessionPlan plan = SessionPlan::of(SessionKind::console, c->via_, c->input_at_);
-    if (PersistStatus s = rebuild(plan, what + " (grant '" + c->via_ + "')", what, &session); !s) return s;
+    if (PersistStatus s = rebuild(plan, c->name_, &session); !s) return s;
     c->session_ = servers::Session<servers::ConsoleOp>(session);
     c->input_at_.reset();
   }
   for (auto& k : kvs_) {
-    const std::string what = "kv '" + k->name_ + "'";
     Cap<Endpoint> session;
-    const SessionPlan plan = SessionPlan::of(SessionKind::kv, k->via_);
-    if (PersistStatus s = rebuild(plan, what + " (grant '" + k->via_ + "')", what, &session); !s) return s;
+    if (PersistStatus s = rebuild(SessionPlan::of(SessionKind::kv, k->via_), k->name_, &session); !s) return s;
     k->session_ = servers::Session<servers::KvOp>(session);
   }
   for (auto& f : files_)
@@ -282,12 +279,36 @@ PersistStatus Persistent::rebuild_sessions(bool from_image) {
   return {};
 }
 
-PersistStatus Persistent::rebuild(const SessionPlan& plan, const std::string& grant_what, const std::string& what,
-                                  Cap<Endpoint>* session) {
+namespace {
+
+// A session as a refusal names it (built only then): "console 'out'",
+// "kv 'accounts'", "file 'log' (data:log)".
+std::string session_label(const SessionPlan& plan, const std::string& name) {
+  switch (plan.kind) {
+    case SessionKind::console: return "console '" + name + "'";
+    case SessionKind::kv: return "kv '" + name + "'";
+    case SessionKind::file:
+      return "file '" + name + "' (" + std::string(plan.via) + (plan.path.empty() ? "" : ":" + std::string(plan.path)) +
+             ")";
+    case SessionKind::checkpoint: break;
+  }
+  return "checkpoint store";
+}
+
+// Its grant, when the grant is what is missing: "console 'out' (grant
+// 'console')", "file 'log' (data:log): grant 'data'".
+std::string grant_label(const SessionPlan& plan, const std::string& name) {
+  const std::string grant = "grant '" + std::string(plan.via) + "'";
+  return session_label(plan, name) + (plan.kind == SessionKind::file ? ": " + grant : " (" + grant + ")");
+}
+
+}  // namespace
+
+PersistStatus Persistent::rebuild(const SessionPlan& plan, const std::string& name, Cap<Endpoint>* session) {
   const kernel::Result<Cap<Endpoint>> via = strategy_->reauthorize(sys_, plan.via);
-  if (!via) return fail(PersistError::grant_missing, grant_what + ": " + describe(via.error()));
+  if (!via) return fail(PersistError::grant_missing, grant_label(plan, name) + ": " + describe(via.error()));
   if (PersistStatus s = strategy_->rebuild(sys_, plan, *via, session); !s)
-    return fail(s.error, what + ": " + s.what);
+    return fail(s.error, session_label(plan, name) + ": " + s.what);
   return {};
 }
 
@@ -297,10 +318,9 @@ SessionPlan Persistent::file_plan(const FileRecord& r, std::optional<std::uint64
 
 PersistStatus Persistent::open_file(File& f, bool restoring) {
   const FileRecord& r = f.record_;
-  const std::string what = "file '" + f.name_ + "' (" + r.via + (r.path.empty() ? "" : ":" + r.path) + ")";
   Cap<Endpoint> session;
   const SessionPlan plan = file_plan(r, restoring ? std::optional(r.offset) : std::nullopt);
-  if (PersistStatus s = rebuild(plan, what + ": grant '" + r.via + "'", what, &session); !s) return s;
+  if (PersistStatus s = rebuild(plan, f.name_, &session); !s) return s;
   f.session_ = servers::Session<servers::FsOp>(session);
   f.offset_ = restoring ? r.offset : 0;
   return {};

@@ -189,7 +189,10 @@ void CkptStore::drop(const std::string& name, std::uint64_t version) {
 // Before a commit: each image was taken from a session (numbered by its slot,
 // within the limits, after its base), none is kept already, a group's epoch is
 // the next one; and what the commit must leave (promised_, for check_committed).
-void CkptStore::expect_committable(const std::vector<Pending>& images, const GroupEpoch* epoch) {
+// Nothing at all with assertions off (NDEBUG): no bookkeeping on the hot path.
+void CkptStore::expect_committable([[maybe_unused]] const std::vector<Pending>& images,
+                                   [[maybe_unused]] const GroupEpoch* epoch) {
+#ifndef NDEBUG
   assert(!images.empty());
   assert(epoch == nullptr || epoch->second == host_.groups.at(epoch->first).committed_epoch + 1);
   promised_.clear();
@@ -205,6 +208,7 @@ void CkptStore::expect_committable(const std::vector<Pending>& images, const Gro
                          slot.images.empty() ? 0 : slot.images.rbegin()->first, whole_only(slot, std::span(&added, 1)),
                          p.base == 0 || slot.images.contains(p.base), keeps_independent_image(slot, added)});
   }
+#endif
 }
 
 // After a commit: each image is kept, its bytes the very buffer staged, with
