@@ -18,6 +18,7 @@
 #include <cstdint>
 #include <cstring>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <set>
 
 namespace persim::persist {
@@ -420,11 +421,11 @@ std::vector<std::byte> encode(const Image& image) {
 
 std::string DecodeError::describe() const { return "byte " + std::to_string(offset) + ": " + what; }
 
-std::variant<Image, DecodeError> decode(std::span<const std::byte> bytes) {
-  if (bytes.size() < image_header_bytes)
-    return DecodeError{0, "truncated header (" + std::to_string(bytes.size()) + " of " +
-                              std::to_string(image_header_bytes) + " bytes)"};
-  if (std::memcmp(bytes.data(), magic, sizeof magic) != 0) return DecodeError{0, "not a persim image (bad magic)"};
+namespace {
+
+// The header after the magic: format version, flags, length, checksum. Sets
+// `delta` from the flags.
+std::optional<DecodeError> check_header(std::span<const std::byte> bytes, bool* delta_out) {
   In header(bytes.subspan(8, 24), 8);
   const std::uint16_t version = static_cast<std::uint16_t>(header.le(2, "format version"));
   const std::uint16_t flags = static_cast<std::uint16_t>(header.le(2, "flags"));
@@ -437,6 +438,7 @@ std::variant<Image, DecodeError> decode(std::span<const std::byte> bytes) {
                               std::to_string(image_format_version) + ")"};
   if ((flags & ~image_flag_delta) != 0 || reserved != 0) return DecodeError{10, "unknown flags"};
   const bool delta = (flags & image_flag_delta) != 0;
+  *delta_out = delta;
   if (delta && version < 2) return DecodeError{10, "a delta in a format 1 image (deltas are format 2)"};
   if (!delta && version != image_format_version_whole)
     return DecodeError{8, "a whole image in format " + std::to_string(version) + " (whole images are format " +
@@ -446,19 +448,12 @@ std::variant<Image, DecodeError> decode(std::span<const std::byte> bytes) {
     return DecodeError{16, "body length " + std::to_string(length) + " but " +
                                std::to_string(bytes.size() - image_header_bytes) + " bytes follow (torn or truncated)"};
   if (sum != checksum(bytes)) return DecodeError{24, "checksum mismatch (corrupt)"};
+  return std::nullopt;
+}
 
-  In in(bytes.subspan(image_header_bytes), image_header_bytes);
-  Image image;
-  in.str_into(image.program, "program name");
-  image.program_version = in.u32("program version");
-  image.sequence = in.u64("sequence");
-  if (delta) {
-    const std::size_t at = in.offset();
-    image.base_sequence = in.u64("base sequence");
-    if (in.ok() && (image.base_sequence == 0 || image.base_sequence >= image.sequence))
-      return DecodeError{at, "base sequence " + std::to_string(image.base_sequence) + " of a delta with sequence " +
-                                 std::to_string(image.sequence) + " (a base comes before its delta)"};
-  }
+// The entries: each with a known kind and a name not seen before. An entry's
+// own error is returned whole (naming the entry); others are left in `in`.
+std::optional<DecodeError> read_entries(In& in, Image& image) {
   const std::uint32_t n = in.count("entries", 1 + 4);
   if (in.ok() && n > image_entries_max) in.fail("entries: " + std::to_string(n) + " over " + std::to_string(image_entries_max));
   // Duplicate names: a scan of the entries so far while they are few, a set
@@ -495,23 +490,51 @@ std::variant<Image, DecodeError> decode(std::span<const std::byte> bytes) {
     if (!in.ok())
       return DecodeError{in.error_offset(), label() + " (at byte " + std::to_string(at) + "): " + in.error()};
   }
-  if (delta && in.ok()) {
-    const std::uint32_t m = in.count("removed names", 4);
-    if (in.ok() && m > image_entries_max)
-      in.fail("removed names: " + std::to_string(m) + " over " + std::to_string(image_entries_max));
-    std::set<std::string> seen;  // entry names, then removed ones
-    for (const Entry& e : image.entries) seen.insert(e.name);
-    image.removed.reserve(std::min<std::size_t>(m, 64));
-    for (std::uint32_t i = 0; i < m && in.ok(); ++i) {
-      std::string name = in.str("removed name");
-      if (!in.ok()) break;
-      if (!seen.insert(name).second) {
-        in.fail("removed name " + std::to_string(i) + " '" + name + "': also an entry, or removed twice");
-        break;
-      }
-      image.removed.push_back(std::move(name));
+  return std::nullopt;
+}
+
+// A delta's removed names: none an entry's, none twice. Errors are left in `in`.
+void read_removed(In& in, Image& image) {
+  const std::uint32_t m = in.count("removed names", 4);
+  if (in.ok() && m > image_entries_max)
+    in.fail("removed names: " + std::to_string(m) + " over " + std::to_string(image_entries_max));
+  std::set<std::string> seen;  // entry names, then removed ones
+  for (const Entry& e : image.entries) seen.insert(e.name);
+  image.removed.reserve(std::min<std::size_t>(m, 64));
+  for (std::uint32_t i = 0; i < m && in.ok(); ++i) {
+    std::string name = in.str("removed name");
+    if (!in.ok()) break;
+    if (!seen.insert(name).second) {
+      in.fail("removed name " + std::to_string(i) + " '" + name + "': also an entry, or removed twice");
+      break;
     }
+    image.removed.push_back(std::move(name));
   }
+}
+
+}  // namespace
+
+std::variant<Image, DecodeError> decode(std::span<const std::byte> bytes) {
+  if (bytes.size() < image_header_bytes)
+    return DecodeError{0, "truncated header (" + std::to_string(bytes.size()) + " of " +
+                              std::to_string(image_header_bytes) + " bytes)"};
+  if (std::memcmp(bytes.data(), magic, sizeof magic) != 0) return DecodeError{0, "not a persim image (bad magic)"};
+  bool delta = false;
+  if (std::optional<DecodeError> e = check_header(bytes, &delta)) return *std::move(e);
+  In in(bytes.subspan(image_header_bytes), image_header_bytes);
+  Image image;
+  in.str_into(image.program, "program name");
+  image.program_version = in.u32("program version");
+  image.sequence = in.u64("sequence");
+  if (delta) {
+    const std::size_t at = in.offset();
+    image.base_sequence = in.u64("base sequence");
+    if (in.ok() && (image.base_sequence == 0 || image.base_sequence >= image.sequence))
+      return DecodeError{at, "base sequence " + std::to_string(image.base_sequence) + " of a delta with sequence " +
+                                 std::to_string(image.sequence) + " (a base comes before its delta)"};
+  }
+  if (std::optional<DecodeError> e = read_entries(in, image)) return *std::move(e);
+  if (delta && in.ok()) read_removed(in, image);
   if (!in.ok()) return DecodeError{in.error_offset(), in.error()};
   if (in.left() != 0)
     return DecodeError{in.offset(), std::to_string(in.left()) + " bytes after the last " +
