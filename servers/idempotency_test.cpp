@@ -59,17 +59,23 @@ std::string get(Sys& sys) {
   return v;
 }
 
+// Alice takes a key-value token and puts "one" with it (seq 1): the token.
+std::uint64_t alice_puts_one(Pair& p, std::vector<std::string>& seen) {
+  std::uint64_t token = 0;
+  p.run(p.alice, [&](Sys& sys) {
+    ASSERT_TRUE(issue_token(sys, grant(sys, "kv"), &token).ok());
+    seen.push_back(put_once(sys, token, 1, "one"));
+  });
+  return token;
+}
+
 // The attack as it was found: mallory sends alice's token with a high
 // sequence number through her own key-value session. Refused and audited;
 // alice's next write, with her own next sequence number, is applied.
 TEST(TokenOwnership, AnotherClientsTokenIsRefusedAndTheOwnersWriteApplies) {
   Pair p;
-  std::uint64_t token = 0;
   std::vector<std::string> seen;
-  p.run(p.alice, [&](Sys& sys) {
-    ASSERT_TRUE(issue_token(sys, grant(sys, "kv"), &token).ok());
-    seen.push_back(put_once(sys, token, 1, "one"));
-  });
+  const std::uint64_t token = alice_puts_one(p, seen);
   p.run(p.mallory, [&](Sys& sys) {
     seen.push_back(put_once(sys, token, 1'000'000, "stolen"));
     seen.push_back(put_once(sys, token, 2, "stolen"));
@@ -135,12 +141,8 @@ TEST(TokenOwnership, ConsoleAndFileServerRefuseAnotherClientsToken) {
 // her token (a re-done write is acknowledged, not redone; the next applies).
 TEST(TokenOwnership, ARestartedOwnerStillUsesItsToken) {
   Pair p;
-  std::uint64_t token = 0;
   std::vector<std::string> seen;
-  p.run(p.alice, [&](Sys& sys) {
-    ASSERT_TRUE(issue_token(sys, grant(sys, "kv"), &token).ok());
-    seen.push_back(put_once(sys, token, 1, "one"));
-  });
+  const std::uint64_t token = alice_puts_one(p, seen);
   ASSERT_TRUE(p.system.node().kill(*p.system.process_of("alice")).ok());
   ASSERT_TRUE(run_until(p.system, [&] { return p.alice.incarnations() == 2; }));
   p.run(p.alice, [&](Sys& sys) {
