@@ -174,80 +174,88 @@ class Recorder : public kernel::TraceSink {
 };
 
 // Schedules the scenario's faults on the node.
-void schedule_faults(const Scenario& s, std::uint64_t seed, System& system, Recorder& rec) {
+// A power loss at the fault's time, clean or torn; its own seed for what is lost.
+void schedule_power_loss(const Fault& f, std::uint64_t loss_seed, System& system, Recorder& rec) {
+  auto loss = [&system, &rec, f, loss_seed](kernel::Node& n) {
+    rec.timeline.push_back({n.now_ns(), "fault", std::string("power loss") + (f.torn ? " (torn write)" : "")});
+    rec.add_instant(n.now_ns(), "fault", "power loss");
+    ++rec.power_losses;
+    (void)system.power_loss(f.torn ? servers::PowerLoss::torn : servers::PowerLoss::clean, loss_seed);
+  };
+  if (f.at_ns) system.node().at(*f.at_ns, loss);
+}
+
+// A bit flipped at the fault's time in a byte anywhere in the store's files
+// (its database and its write-ahead log, where recent commits live), uniform
+// over their bytes.
+void schedule_corrupt(const Fault& f, kernel::Rng rng, System& system, Recorder& rec) {
+  auto corrupt = [&system, &rec, rng](kernel::Node& n) mutable {
+    const auto files = system.disk()->files();
+    std::uint64_t total = 0;
+    for (const auto& [name, size] : files) total += size;
+    if (total == 0) return;
+    std::uint64_t offset = rng.below(total);
+    for (const auto& [name, size] : files) {
+      if (offset >= size) {
+        offset -= size;
+        continue;
+      }
+      system.disk()->corrupt(name, offset, static_cast<int>(rng.below(8)));
+      rec.timeline.push_back({n.now_ns(), "fault", "corrupt " + name + " at byte " + std::to_string(offset)});
+      return;
+    }
+  };
+  if (f.at_ns) system.node().at(*f.at_ns, corrupt);
+}
+
+// Kills of the fault's target: at a time, at a kernel call of one
+// incarnation, and at random times with a rate (exponential gaps from `rng`,
+// this fault's own stream; with rate_from_seed the rate itself is drawn, so a
+// sweep covers calm and stormy runs).
+void schedule_kills(const Scenario& s, const Fault& f, kernel::Rng rng, System& system, Recorder& rec) {
   kernel::Node& node = system.node();
+  auto kill = [&system, &rec, f](kernel::Node& n) {
+    const auto pid = system.process_of(f.target);
+    if (!pid) return;  // between incarnations, or done: nothing to kill
+    rec.timeline.push_back({n.now_ns(), "fault", "kill " + f.target});
+    rec.add_instant(n.now_ns(), "fault", "kill " + f.target);
+    (void)n.kill(*pid);
+  };
+  if (f.at_ns) node.at(*f.at_ns, kill);
+  if (f.after_calls) {
+    const std::string process = f.target + "#" + std::to_string(f.incarnation);
+    node.faults().kill_at_call(process, *f.after_calls);
+    rec.timeline.push_back({0, "fault", "armed: kill " + process + " at its kernel call " + std::to_string(*f.after_calls)});
+  }
+  if (!f.rate_per_s) return;
+  const double rate = f.rate_from_seed ? *f.rate_per_s * static_cast<double>(rng.below(1'000'001)) / 1e6 : *f.rate_per_s;
+  if (f.rate_from_seed) {
+    char text[64];
+    std::snprintf(text, sizeof text, "%.1f", rate);
+    rec.timeline.push_back({0, "fault", "kills of " + f.target + " at " + text + " per second (drawn from the seed)"});
+  }
+  if (rate <= 0) return;
+  const double mean_gap_ns = 1e9 / rate;
+  for (double t = 0;;) {
+    const double u = (static_cast<double>(rng.next() >> 11) + 0.5) / 9007199254740992.0;
+    t += -mean_gap_ns * std::log(u);
+    if (t >= static_cast<double>(s.stop_ns)) break;
+    node.at(static_cast<std::uint64_t>(t), kill);
+  }
+}
+
+void schedule_faults(const Scenario& s, std::uint64_t seed, System& system, Recorder& rec) {
   const kernel::Rng faults_rng = kernel::Rng(seed).split(0xfa017);
   for (std::size_t i = 0; i < s.faults.size(); ++i) {
     const Fault& f = s.faults[i];
-    auto kill = [&system, &rec, f](kernel::Node& n) {
-      const auto pid = system.process_of(f.target);
-      if (!pid) return;  // between incarnations, or done: nothing to kill
-      rec.timeline.push_back({n.now_ns(), "fault", "kill " + f.target});
-      rec.add_instant(n.now_ns(), "fault", "kill " + f.target);
-      (void)n.kill(*pid);
-    };
-    if (f.kind == FaultKind::delay) {
-      node.faults().delay_calls(f.target + "#", f.delay_ns_max, static_cast<std::uint32_t>(f.probability * 1e6 + 0.5));
-      continue;
-    }
-    if (f.kind == FaultKind::power_loss) {
-      const std::uint64_t loss_seed = faults_rng.split(1000 + i).next();
-      auto loss = [&system, &rec, f, loss_seed](kernel::Node& n) {
-        rec.timeline.push_back({n.now_ns(), "fault", std::string("power loss") + (f.torn ? " (torn write)" : "")});
-        rec.add_instant(n.now_ns(), "fault", "power loss");
-        ++rec.power_losses;
-        (void)system.power_loss(f.torn ? servers::PowerLoss::torn : servers::PowerLoss::clean, loss_seed);
-      };
-      if (f.at_ns) node.at(*f.at_ns, loss);
-      continue;
-    }
-    if (f.kind == FaultKind::corrupt) {
-      kernel::Rng rng = faults_rng.split(2000 + i);
-      // A byte anywhere in the store's files (its database and its
-      // write-ahead log, where recent commits live), uniform over their bytes.
-      auto corrupt = [&system, &rec, rng](kernel::Node& n) mutable {
-        const auto files = system.disk()->files();
-        std::uint64_t total = 0;
-        for (const auto& [name, size] : files) total += size;
-        if (total == 0) return;
-        std::uint64_t offset = rng.below(total);
-        for (const auto& [name, size] : files) {
-          if (offset >= size) {
-            offset -= size;
-            continue;
-          }
-          system.disk()->corrupt(name, offset, static_cast<int>(rng.below(8)));
-          rec.timeline.push_back({n.now_ns(), "fault", "corrupt " + name + " at byte " + std::to_string(offset)});
-          return;
-        }
-      };
-      if (f.at_ns) node.at(*f.at_ns, corrupt);
-      continue;
-    }
-    if (f.at_ns) node.at(*f.at_ns, kill);
-    if (f.after_calls) {
-      const std::string process = f.target + "#" + std::to_string(f.incarnation);
-      node.faults().kill_at_call(process, *f.after_calls);
-      rec.timeline.push_back({0, "fault", "armed: kill " + process + " at its kernel call " + std::to_string(*f.after_calls)});
-    }
-    if (f.rate_per_s) {
-      // Exponential gaps with the given mean rate, from this fault's own stream.
-      kernel::Rng rng = faults_rng.split(i);
-      // Swarm testing: each seed draws its own rate, so a sweep covers calm and stormy runs.
-      const double rate = f.rate_from_seed ? *f.rate_per_s * static_cast<double>(rng.below(1'000'001)) / 1e6 : *f.rate_per_s;
-      if (f.rate_from_seed) {
-        char text[64];
-        std::snprintf(text, sizeof text, "%.1f", rate);
-        rec.timeline.push_back({0, "fault", "kills of " + f.target + " at " + text + " per second (drawn from the seed)"});
-      }
-      if (rate <= 0) continue;
-      const double mean_gap_ns = 1e9 / rate;
-      for (double t = 0;;) {
-        const double u = (static_cast<double>(rng.next() >> 11) + 0.5) / 9007199254740992.0;
-        t += -mean_gap_ns * std::log(u);
-        if (t >= static_cast<double>(s.stop_ns)) break;
-        node.at(static_cast<std::uint64_t>(t), kill);
-      }
+    switch (f.kind) {
+      case FaultKind::delay:
+        system.node().faults().delay_calls(f.target + "#", f.delay_ns_max,
+                                           static_cast<std::uint32_t>(f.probability * 1e6 + 0.5));
+        break;
+      case FaultKind::power_loss: schedule_power_loss(f, faults_rng.split(1000 + i).next(), system, rec); break;
+      case FaultKind::corrupt: schedule_corrupt(f, faults_rng.split(2000 + i), system, rec); break;
+      case FaultKind::kill: schedule_kills(s, f, faults_rng.split(i), system, rec); break;
     }
   }
 }
