@@ -237,10 +237,8 @@ TEST(ImageErrors, EachDamageIsNamed) {
 // format, and a map whose keys are out of order, are refused by name (the
 // checksum made right, so that only the check behind it can refuse them).
 TEST(ImageErrors, NonCanonicalEncodingsAreRefused) {
-  Image image;
-  image.program = "p";
+  Image image = small();
   image.program_version = 1;
-  image.sequence = 1;
   Entry e;
   e.kind = EntryKind::strings;
   e.name = "m";
